@@ -1,0 +1,197 @@
+"""The `tslrec` command line: thin wrappers over the pipeline, one command per user task."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tslrec.config import Config, load_config
+from tslrec.errors import TslrecError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+app = typer.Typer(help="TSLRec: LLM-enhanced sequential recommendation.", no_args_is_help=True)
+data_app = typer.Typer(help="Prepare and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", "-s", help="Override a key, e.g. train.lr=0.002.")
+]
+BackboneOption = Annotated[
+    str | None, typer.Option("--backbone", "-b", help="sasrec, gru4rec or bert4rec.")
+]
+
+
+def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Expected failures print one clear line and exit non-zero, without a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TslrecError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _config(
+    config: Path | None, overrides: list[str] | None, backbone: str | None = None
+) -> Config:
+    cfg = load_config(
+        config, list(overrides or []) + ([f"model.name={backbone}"] if backbone else [])
+    )
+    return cfg
+
+
+def _print_metrics(title: str, metrics: dict[str, float]) -> None:
+    table = Table(title=title)
+    for k in (5, 10, 20):
+        table.add_column(f"@{k}", justify="right")
+    for name in ("HR", "NDCG", "MRR"):
+        table.add_row(
+            *(
+                f"{name} {metrics[f'{name}@{k}']:.4f}"
+                for k in (5, 10, 20)
+                if f"{name}@{k}" in metrics
+            )
+        )
+    console.print(table)
+
+
+@data_app.command("prepare")
+@_friendly_errors
+def data_prepare(config: ConfigOption = None, set_: SetOption = None) -> None:
+    """Read, filter, id-map and split the dataset; save it as Parquet + a JSON manifest."""
+    from tslrec.pipeline.backbone import dataset_dir, load_dataset
+
+    cfg = _config(config, set_)
+    dataset = load_dataset(cfg)
+    console.print(f"prepared [bold]{cfg.data.name}[/] in {dataset_dir(cfg)}")
+    console.print_json(json.dumps(dataset.stats()))
+
+
+@data_app.command("stats")
+@_friendly_errors
+def data_stats(config: ConfigOption = None, set_: SetOption = None) -> None:
+    """Users, items, interactions, density and the sequence-length distribution."""
+    from tslrec.pipeline.backbone import load_dataset
+
+    dataset = load_dataset(_config(config, set_))
+    table = Table(title=f"{dataset.manifest['name']} ({dataset.manifest['source']})")
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    for key, value in dataset.stats().items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+@app.command()
+@_friendly_errors
+def train(
+    config: ConfigOption = None, set_: SetOption = None, backbone: BackboneOption = None
+) -> None:
+    """Train a backbone with early stopping, then evaluate it on the test split."""
+    from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
+
+    cfg = _config(config, set_, backbone)
+    record = train_and_evaluate(cfg, load_dataset(cfg))
+    _print_metrics(
+        f"{cfg.model.name} on {cfg.data.name}: test ({cfg.eval.protocol} ranking)", record["test"]
+    )
+    console.print(
+        f"best epoch {record['best_epoch']}, {record['seconds_per_epoch']:.1f} s/epoch, "
+        f"results in {run_dir(cfg)}"
+    )
+
+
+def _load_trained(cfg: Config):
+    from tslrec.pipeline.backbone import run_dir
+    from tslrec.training.checkpoint import load_model
+
+    path = run_dir(cfg) / "best"
+    if not (path / "model.json").is_file():
+        raise TslrecError(
+            f"{path}: no trained model; run `tslrec train` with the same config first"
+        )
+    model, _ = load_model(path)
+    return model.eval()
+
+
+@app.command()
+@_friendly_errors
+def evaluate(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    backbone: BackboneOption = None,
+    split: Annotated[str, typer.Option(help="valid or test.")] = "test",
+) -> None:
+    """Evaluate a trained backbone (full ranking or sampled, seen items masked or not)."""
+    from tslrec.evaluation.evaluator import evaluate as run_evaluation
+    from tslrec.pipeline.backbone import load_dataset
+
+    if split not in ("valid", "test"):
+        raise TslrecError(f"--split must be 'valid' or 'test', got '{split}'")
+    cfg = _config(config, set_, backbone)
+    result = run_evaluation(_load_trained(cfg), load_dataset(cfg), split, cfg.eval)  # type: ignore[arg-type]
+    _print_metrics(
+        f"{cfg.model.name} on {cfg.data.name}: {split} ({cfg.eval.protocol} ranking, "
+        f"seen items {'masked' if cfg.eval.mask_seen else 'not masked'})",
+        result.metrics,
+    )
+
+
+@app.command()
+@_friendly_errors
+def recommend(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    backbone: BackboneOption = None,
+    user: Annotated[str | None, typer.Option(help="A known user id.")] = None,
+    items: Annotated[
+        str | None, typer.Option(help="A new user's item ids, oldest first, comma-separated.")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
+) -> None:
+    """Top-k items for a known user, or for a new user's raw item sequence."""
+    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.training.batches import left_pad
+
+    if (user is None) == (items is None):
+        raise TslrecError("give exactly one of --user ID or --items ID1,ID2,...")
+    cfg = _config(config, set_, backbone)
+    dataset = load_dataset(cfg)
+    model = _load_trained(cfg)
+    if user is not None:
+        history = dataset.sequences[dataset.user_index(user)]
+    else:
+        history = [dataset.item_index(i.strip()) for i in items.split(",") if i.strip()]  # type: ignore[union-attr]
+    inputs = torch.from_numpy(left_pad([history], model.cfg.max_len))
+    top_items, scores = model.recommend(inputs, k)
+    table = Table(title=f"top {k} for {'user ' + user if user else 'the given sequence'}")
+    for column in ("rank", "item id", "title", "score"):
+        table.add_column(column)
+    for rank, (item, score) in enumerate(
+        zip(top_items[0].tolist(), scores[0].tolist(), strict=True), 1
+    ):
+        table.add_row(
+            str(rank), str(dataset.items[item]), dataset.titles[item] or "", f"{score:.3f}"
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,203 @@
+"""Validated configuration: a pydantic model per concern, from YAML, overridable by dotted keys.
+
+Unknown keys and wrong types are errors that name the key, so a typo never silently falls back to
+a default. Every run saves the fully resolved config next to its results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tslrec.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class ColumnMapping(StrictModel):
+    """Which columns of a user's interaction table hold what."""
+
+    user: str = "user_id"
+    item: str = "item_id"
+    timestamp: str = "timestamp"
+    rating: str | None = None
+
+
+class ItemColumnMapping(StrictModel):
+    """Which columns of an item table hold the id, the title and the extra attributes."""
+
+    item: str = "item_id"
+    title: str | None = "title"
+    attributes: list[str] = Field(default_factory=list)
+
+
+class DataConfig(StrictModel):
+    name: str = "ml-100k"
+    format: Literal["builtin", "atomic", "table", "amazon-ratings", "amazon-reviews"] = "builtin"
+    path: Path | None = None
+    item_path: Path | None = None
+    columns: ColumnMapping = Field(default_factory=ColumnMapping)
+    item_columns: ItemColumnMapping = Field(default_factory=ItemColumnMapping)
+    rating_threshold: float | None = None
+    deduplicate: bool = True
+    k_core: int = Field(5, ge=0)
+    negatives_seed: int = 0
+    num_sampled_negatives: int = Field(100, ge=1)
+
+
+class ModelConfig(StrictModel):
+    name: Literal["sasrec", "gru4rec", "bert4rec"] = "sasrec"
+    hidden_size: int = Field(64, ge=1)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(1, ge=1)
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    max_len: int = Field(50, ge=2)
+    mask_prob: float = Field(0.2, gt=0.0, lt=1.0)
+
+
+class TrainConfig(StrictModel):
+    loss: Literal["ce", "bce", "sampled_softmax"] = "ce"
+    num_negatives: int = Field(256, ge=1)
+    ce_chunk_size: int = Field(8192, ge=1)
+    epochs: int = Field(200, ge=1)
+    batch_size: int = Field(128, ge=1)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    patience: int = Field(10, ge=1)
+    seed: int = 42
+    num_threads: int | None = None
+
+
+class EvalConfig(StrictModel):
+    protocol: Literal["full", "sampled"] = "full"
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    mask_seen: bool = False
+    batch_size: int = Field(512, ge=1)
+
+
+class LLMConfig(StrictModel):
+    model: str = "smollm2-135m"
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    cache_dir: Path = Path("cache/llm")
+
+
+class CategoryConfig(StrictModel):
+    k: int = Field(32, ge=2)
+    normalize: bool = False
+    seed: int = 0
+
+
+class PromptConfig(StrictModel):
+    rendering: Literal["id_text", "id_token", "title", "title+attrs"] = "title"
+    max_items: int = Field(10, ge=1)
+    max_tokens: int = Field(160, ge=8)
+    max_title_tokens: int = Field(12, ge=1)
+
+
+class SFTConfig(StrictModel):
+    level: Literal["user", "instance"] = "user"
+    loss: Literal["mse", "kl"] = "mse"
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(5e-4, gt=0.0)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
+    max_samples: int | None = None
+    seed: int = 0
+
+
+class AugmentConfig(StrictModel):
+    batch_size: int = Field(32, ge=1)
+    pooling: Literal["last", "mean"] = "last"
+
+
+class EnhanceConfig(StrictModel):
+    mode: Literal["init", "adapter", "fusion"] = "init"
+    backbones: list[Literal["sasrec", "gru4rec", "bert4rec"]] = Field(
+        default_factory=lambda: ["sasrec", "gru4rec", "bert4rec"]
+    )
+
+
+class Config(StrictModel):
+    """Everything a run needs; each section is owned by one stage."""
+
+    output_dir: Path = Path("runs/ml-100k")
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    categories: CategoryConfig = Field(default_factory=CategoryConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
+    sft: SFTConfig = Field(default_factory=SFTConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    enhance: EnhanceConfig = Field(default_factory=EnhanceConfig)
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{key}'")
+        else:
+            lines.append(f"{source}: key '{key}': {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` strings; values parse as YAML so numbers and lists keep their type."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected KEY=VALUE, e.g. train.lr=0.001")
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{part}' is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults when `path` is None) and apply command-line overrides."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+        source = str(path)
+    return config_from_dict(apply_overrides(raw, overrides or []), source)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    from tslrec.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))

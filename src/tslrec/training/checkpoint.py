@@ -1,0 +1,60 @@
+"""Model and optimizer state as safetensors + JSON: resumable training without pickle.
+
+A model checkpoint is a directory with `model.safetensors` and `model.json` (what to build);
+the training state adds the optimizer's tensors and a JSON of counters and history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tslrec.config import ModelConfig
+from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
+from tslrec.models import SequentialRecommender, build_model
+from tslrec.models.item_embedding import ItemEmbedding
+
+MODEL_FILE, MODEL_META = "model.safetensors", "model.json"
+
+
+def save_model(
+    model: SequentialRecommender, path: str | Path, extra: dict[str, Any] | None = None
+) -> None:
+    with atomic_dir(path) as tmp:
+        save_tensors(tmp / MODEL_FILE, model.state_dict())
+        meta = {"model": model.cfg.model_dump(), "num_items": model.num_items, **(extra or {})}
+        write_json(tmp / MODEL_META, meta)
+
+
+def load_model(
+    path: str | Path, item_embedding: ItemEmbedding | None = None
+) -> tuple[SequentialRecommender, dict[str, Any]]:
+    """Rebuild a backbone from its checkpoint; an enhanced one needs its item embedding module."""
+    path = Path(path)
+    meta = read_json(path / MODEL_META)
+    model = build_model(meta["num_items"], ModelConfig(**meta["model"]), item_embedding)
+    model.load_state_dict(load_tensors(path / MODEL_FILE))
+    return model, meta
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state dict into flat tensors (safetensors) and plain JSON."""
+    state = optimizer.state_dict()
+    tensors = {
+        f"{idx}.{name}": value if torch.is_tensor(value) else torch.tensor(value)
+        for idx, slots in state["state"].items()
+        for name, value in slots.items()
+    }
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})

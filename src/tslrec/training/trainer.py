@@ -1,0 +1,187 @@
+"""One training loop for every backbone, on HF accelerate, with early stopping and resume.
+
+The same code runs on a laptop CPU and under `accelerate launch` on several GPUs or machines:
+accelerate owns device placement, distributed data loading and gradient synchronisation.
+Each epoch ends with a validation pass and a checkpoint, so an interrupted run resumes where it
+stopped and yields the same result as an uninterrupted one under the same seed.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from tslrec.config import EvalConfig, TrainConfig
+from tslrec.data.dataset import SequenceDataset
+from tslrec.evaluation.evaluator import evaluate
+from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
+from tslrec.models import SequentialRecommender
+from tslrec.training.batches import causal_windows, mask_items, masked_windows
+from tslrec.training.checkpoint import (
+    MODEL_FILE,
+    optimizer_tensors,
+    restore_optimizer,
+    save_model,
+)
+from tslrec.training.losses import LOSSES
+
+VALID_METRIC = "NDCG@10"
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0
+    best_epoch: int = 0
+    best_metric: float = float("-inf")
+    bad_epochs: int = 0
+    seconds: float = 0.0
+    seconds_to_best: float = 0.0
+    history: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_valid: float
+    epochs_run: int
+    seconds: float
+    seconds_to_best: float
+    seconds_per_epoch: float
+    peak_memory_mb: float
+    history: list[dict]
+    checkpoint: str
+
+
+def _training_tensors(model: SequentialRecommender, dataset: SequenceDataset) -> TensorDataset:
+    seqs = dataset.train_sequences()
+    if model.objective == "masked":
+        return TensorDataset(torch.from_numpy(masked_windows(seqs, model.cfg.max_len)))
+    inputs, targets = causal_windows(seqs, model.cfg.max_len)
+    return TensorDataset(torch.from_numpy(inputs), torch.from_numpy(targets))
+
+
+def _batch_loss(
+    model, batch: list[torch.Tensor], cfg: TrainConfig, mask_id: int | None, mask_prob: float
+):
+    if mask_id is not None:
+        inputs, targets = mask_items(batch[0], mask_prob, mask_id)
+    else:
+        inputs, targets = batch
+    hidden, table = model(inputs)
+    selected = targets != 0
+    return LOSSES[cfg.loss](hidden[selected], targets[selected], table, cfg)
+
+
+def _save_state(path: Path, model, optimizer, state: TrainState) -> None:
+    tensors, optim_meta = optimizer_tensors(optimizer)
+    with atomic_dir(path) as tmp:
+        save_tensors(tmp / MODEL_FILE, model.state_dict())
+        save_tensors(tmp / "optimizer.safetensors", tensors)
+        write_json(tmp / "trainer.json", {"state": asdict(state), "optimizer": optim_meta})
+
+
+def _load_state(path: Path, model, optimizer) -> TrainState:
+    model.load_state_dict(load_tensors(path / MODEL_FILE))
+    meta = read_json(path / "trainer.json")
+    restore_optimizer(optimizer, load_tensors(path / "optimizer.safetensors"), meta["optimizer"])
+    return TrainState(**meta["state"])
+
+
+def fit(
+    model: SequentialRecommender,
+    dataset: SequenceDataset,
+    train_cfg: TrainConfig,
+    eval_cfg: EvalConfig,
+    output_dir: str | Path,
+    *,
+    meta: dict | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train with early stopping on validation NDCG@10; the best weights end up in `model`.
+
+    `output_dir/best` holds the best checkpoint, `output_dir/state` the resumable state.
+    """
+    output_dir = Path(output_dir)
+    if train_cfg.num_threads:
+        torch.set_num_threads(train_cfg.num_threads)
+    set_seed(train_cfg.seed)
+    accelerator = Accelerator()
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
+    )
+    state = TrainState()
+    if (output_dir / "state" / "trainer.json").is_file():
+        state = _load_state(output_dir / "state", model, optimizer)
+    loader = DataLoader(
+        _training_tensors(model, dataset), batch_size=train_cfg.batch_size, shuffle=True
+    )
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    plain = accelerator.unwrap_model(model)
+    mask_id = plain.mask_id if plain.objective == "masked" else None
+    bar = tqdm(
+        total=train_cfg.epochs,
+        initial=state.epoch,
+        desc=f"train {plain.cfg.name}",
+        disable=not (progress and accelerator.is_main_process),
+        unit="epoch",
+    )
+    while state.epoch < train_cfg.epochs and state.bad_epochs < train_cfg.patience:
+        set_seed(train_cfg.seed + state.epoch)
+        start, total, steps = time.perf_counter(), 0.0, 0
+        model.train()
+        for batch in loader:
+            loss = _batch_loss(model, batch, train_cfg, mask_id, plain.cfg.mask_prob)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            optimizer.step()
+            total, steps = total + loss.item(), steps + 1
+        valid = evaluate(plain, dataset, "valid", eval_cfg).metrics[VALID_METRIC]
+        seconds = time.perf_counter() - start
+        state.epoch += 1
+        state.seconds += seconds
+        state.history.append(
+            {
+                "epoch": state.epoch,
+                "loss": total / max(steps, 1),
+                f"valid_{VALID_METRIC}": valid,
+                "seconds": seconds,
+            }
+        )
+        if valid > state.best_metric:
+            state.best_metric, state.best_epoch, state.bad_epochs = valid, state.epoch, 0
+            state.seconds_to_best = state.seconds
+            if accelerator.is_main_process:
+                save_model(plain, output_dir / "best", meta)
+        else:
+            state.bad_epochs += 1
+        if accelerator.is_main_process:
+            _save_state(output_dir / "state", plain, optimizer, state)
+            write_json(output_dir / "history.json", state.history)
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{total / max(steps, 1):.4f}",
+            valid=f"{valid:.4f}",
+            best=f"{state.best_metric:.4f}@{state.best_epoch}",
+        )
+    bar.close()
+    accelerator.wait_for_everyone()
+    plain.load_state_dict(load_tensors(output_dir / "best" / MODEL_FILE))
+    return TrainResult(
+        best_epoch=state.best_epoch,
+        best_valid=state.best_metric,
+        epochs_run=state.epoch,
+        seconds=state.seconds,
+        seconds_to_best=state.seconds_to_best,
+        seconds_per_epoch=state.seconds / max(state.epoch, 1),
+        peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        history=state.history,
+        checkpoint=str(output_dir / "best"),
+    )

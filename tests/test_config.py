@@ -1,0 +1,34 @@
+import pytest
+
+from tslrec.config import load_config
+from tslrec.errors import ConfigError
+
+
+def test_unknown_key_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'train.learning_rate'"):
+        load_config(path)
+
+
+def test_wrong_type_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  hidden_size: big\n")
+    with pytest.raises(ConfigError, match=r"key 'model.hidden_size'"):
+        load_config(path)
+
+
+def test_overrides_keep_yaml_types(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 0.1\n")
+    cfg = load_config(path, ["train.lr=0.002", "eval.ks=[1, 3]", "model.name=gru4rec"])
+    assert cfg.train.lr == 0.002 and cfg.eval.ks == [1, 3] and cfg.model.name == "gru4rec"
+
+
+def test_shipped_configs_are_valid():
+    from pathlib import Path
+
+    configs = sorted(Path(__file__).parents[1].joinpath("configs").rglob("*.yaml"))
+    assert configs, "configs/ should ship at least one config"
+    for path in configs:
+        load_config(path)
