@@ -44,3 +44,39 @@ def test_recommend_skips_seen_items_and_padding():
     model = build_model(6, ModelConfig(name="sasrec", **CFG)).eval()
     items, _ = model.recommend(torch.tensor([[0, 0, 0, 1, 2, 3]]), k=3)
     assert sorted(items[0].tolist()) == [4, 5, 6]
+
+
+@pytest.mark.parametrize("mode", ["init", "adapter", "fusion"])
+def test_enhanced_item_embeddings_train_and_round_trip(tmp_path, mode):
+    from tslrec.models.item_embedding import build_item_embedding
+    from tslrec.training.checkpoint import load_model, save_model
+
+    torch.manual_seed(0)
+    external = torch.randn(13, 24)
+    embedding = build_item_embedding(mode, external, 8)
+    table = embedding.table()
+    assert table.shape == (13, 8) and torch.equal(table[0], torch.zeros(8))
+    frozen = [name for name, p in embedding.named_parameters() if p.shape == external.shape]
+    assert not frozen, "the external table is a frozen buffer, never a parameter"
+    model = build_model(12, ModelConfig(name="sasrec", **CFG), embedding).eval()
+    spec = {"mode": mode, "external_dim": 24}
+    save_model(model, tmp_path / "m", {"item_embedding": spec})
+    loaded, _ = load_model(tmp_path / "m")
+    seqs = torch.tensor([[0, 1, 2, 3, 4, 5]])
+    assert torch.allclose(model.score(seqs), loaded.eval().score(seqs))
+
+
+def test_pca_init_keeps_the_external_geometry_at_init_scale():
+    from tslrec.models.item_embedding import pca_matrix
+
+    torch.manual_seed(0)
+    base = torch.randn(40, 3)
+    external = torch.cat([torch.zeros(1, 30), base @ torch.randn(3, 30)])  # rank 3 in 30-D
+    reduced = pca_matrix(external, 3)
+    assert reduced.shape == (40, 3)
+    assert reduced.std().item() == pytest.approx(0.02, rel=1e-3)
+    # pairwise distances are preserved up to one scale factor: PCA of a rank-3 table is exact
+    d_ext, d_red = torch.cdist(external[1:], external[1:]), torch.cdist(reduced, reduced)
+    off_diagonal = ~torch.eye(40, dtype=torch.bool)
+    ratio = d_red[off_diagonal] / d_ext[off_diagonal]
+    assert torch.allclose(ratio, ratio.mean().expand_as(ratio), rtol=1e-3)

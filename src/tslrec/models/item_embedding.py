@@ -45,7 +45,86 @@ class IdEmbedding(ItemEmbedding):
             self.weight[1:].copy_(matrix.to(self.weight.dtype))
 
     def table(self) -> torch.Tensor:
-        # Multiplying by a constant mask keeps the padding row at zero without in-place edits.
-        mask = torch.ones_like(self.weight[:, :1])
-        mask[0] = 0
-        return self.weight * mask
+        return zero_padding_row(self.weight)
+
+
+def zero_padding_row(table: torch.Tensor) -> torch.Tensor:
+    """Row 0 multiplied by zero: the padding item stays zero without in-place edits to parameters."""
+    mask = torch.ones_like(table[:, :1])
+    mask[0] = 0
+    return table * mask
+
+
+class AdapterEmbedding(ItemEmbedding):
+    """A frozen external table (N+1, D) mapped to the model's size by a trainable two-layer MLP."""
+
+    def __init__(self, external: torch.Tensor, hidden_size: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_items, self.hidden_size = external.size(0) - 1, hidden_size
+        self.register_buffer("external", _standardise(external))
+        dim = external.size(1)
+        self.adapter = nn.Sequential(
+            nn.Linear(dim, 2 * hidden_size),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(2 * hidden_size, hidden_size),
+        )
+
+    def table(self) -> torch.Tensor:
+        return zero_padding_row(self.adapter(self.external))
+
+
+class FusionEmbedding(ItemEmbedding):
+    """The adapted external table plus a fresh trainable id embedding."""
+
+    def __init__(self, external: torch.Tensor, hidden_size: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.num_items, self.hidden_size = external.size(0) - 1, hidden_size
+        self.adapted = AdapterEmbedding(external, hidden_size, dropout)
+        self.ids = IdEmbedding(self.num_items, hidden_size)
+
+    def table(self) -> torch.Tensor:
+        return self.adapted.table() + self.ids.table()
+
+
+def _standardise(external: torch.Tensor) -> torch.Tensor:
+    """Centre and scale the real rows so the adapter starts in a well-conditioned regime."""
+    rows = external[1:].float()
+    rows = (rows - rows.mean(0)) / (rows.std(0) + 1e-6)
+    return torch.cat([torch.zeros_like(rows[:1]), rows])
+
+
+def pca_matrix(
+    external: torch.Tensor, hidden_size: int, std: float = 0.02, seed: int = 0
+) -> torch.Tensor:
+    """PCA of the real rows of an (N+1, D) table to (N, hidden_size), rescaled to init scale `std`.
+
+    Keeping the usual initialisation scale lets the backbone train with its normal learning rate;
+    what the LLM contributes is the geometry (which items are close), not the magnitude.
+    """
+    from sklearn.decomposition import PCA
+
+    rows = external[1:].double().numpy()
+    reduced = PCA(n_components=hidden_size, random_state=seed).fit_transform(rows)
+    reduced = reduced / reduced.std(ddof=1) * std
+    return torch.from_numpy(reduced).float()
+
+
+def build_item_embedding(
+    mode: str, external: torch.Tensor, hidden_size: int, dropout: float = 0.0
+) -> ItemEmbedding:
+    """`init`, `adapter` or `fusion`: the three ways an enhanced table enters a backbone.
+
+    `id` builds a plain embedding of the table's size (used when rebuilding from a checkpoint).
+    """
+    if mode == "id":
+        return IdEmbedding(external.size(0) - 1, hidden_size)
+    if mode == "init":
+        return IdEmbedding(
+            external.size(0) - 1, hidden_size, init=pca_matrix(external, hidden_size)
+        )
+    if mode == "adapter":
+        return AdapterEmbedding(external, hidden_size, dropout)
+    if mode == "fusion":
+        return FusionEmbedding(external, hidden_size, dropout)
+    raise ValueError(f"unknown enhancement mode '{mode}': expected init, adapter or fusion")

@@ -14,7 +14,7 @@ import torch
 from tslrec.config import ModelConfig
 from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
 from tslrec.models import SequentialRecommender, build_model
-from tslrec.models.item_embedding import ItemEmbedding
+from tslrec.models.item_embedding import build_item_embedding
 
 MODEL_FILE, MODEL_META = "model.safetensors", "model.json"
 
@@ -28,13 +28,23 @@ def save_model(
         write_json(tmp / MODEL_META, meta)
 
 
-def load_model(
-    path: str | Path, item_embedding: ItemEmbedding | None = None
-) -> tuple[SequentialRecommender, dict[str, Any]]:
-    """Rebuild a backbone from its checkpoint; an enhanced one needs its item embedding module."""
+def load_model(path: str | Path) -> tuple[SequentialRecommender, dict[str, Any]]:
+    """Rebuild a backbone from its checkpoint, enhanced item embeddings included.
+
+    An enhanced model's `model.json` records `item_embedding` ({mode, external_dim}); the frozen
+    external table itself is a buffer in `model.safetensors`, so a placeholder of the right
+    shape is built first and then overwritten by the saved weights.
+    """
     path = Path(path)
     meta = read_json(path / MODEL_META)
-    model = build_model(meta["num_items"], ModelConfig(**meta["model"]), item_embedding)
+    cfg = ModelConfig(**meta["model"])
+    item_embedding = None
+    if "item_embedding" in meta:
+        spec = meta["item_embedding"]
+        placeholder = torch.zeros(meta["num_items"] + 1, spec["external_dim"])
+        mode = "id" if spec["mode"] == "init" else spec["mode"]
+        item_embedding = build_item_embedding(mode, placeholder, cfg.hidden_size, cfg.dropout)
+    model = build_model(meta["num_items"], cfg, item_embedding)
     model.load_state_dict(load_tensors(path / MODEL_FILE))
     return model, meta
 
