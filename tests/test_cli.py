@@ -1,7 +1,7 @@
 import yaml
+from synthetic import cyclic_sequences, tiny_config, write_interactions_csv
 from typer.testing import CliRunner
 
-from synthetic import cyclic_sequences, tiny_config, write_interactions_csv
 from tslrec.cli import app
 
 runner = CliRunner()

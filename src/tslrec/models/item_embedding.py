@@ -49,7 +49,7 @@ class IdEmbedding(ItemEmbedding):
 
 
 def zero_padding_row(table: torch.Tensor) -> torch.Tensor:
-    """Row 0 multiplied by zero: the padding item stays zero without in-place edits to parameters."""
+    """Row 0 times zero: the padding item stays zero without in-place edits to parameters."""
     mask = torch.ones_like(table[:, :1])
     mask[0] = 0
     return table * mask
