@@ -21,3 +21,17 @@ def test_rank_counts_higher_scores_and_ties_pessimistically():
     ranks = target_ranks(scores, torch.tensor([0.7, 1.0]))
     # user 0: only 0.9 beats 0.7; user 1: a constant scorer ranks its target last, never first
     assert ranks.tolist() == [1, 3]
+
+
+def test_paired_test_detects_a_consistent_improvement_and_not_noise():
+    import polars as pl
+
+    from tslrec.evaluation.significance import paired_test, per_user_ndcg
+
+    users = list(range(200))
+    base = pl.DataFrame({"user_idx": users, "rank": [5] * 200})
+    better = pl.DataFrame({"user_idx": users, "rank": [0] * 150 + [5] * 50})
+    assert per_user_ndcg(base, 10)[0] == pytest.approx(1 / math.log2(7))
+    result = paired_test(base, better)
+    assert result["mean_diff"] > 0 and result["ttest_p"] < 1e-6 and result["wilcoxon_p"] < 1e-6
+    assert paired_test(base, base)["ttest_p"] == 1.0

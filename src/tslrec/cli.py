@@ -193,5 +193,19 @@ def recommend(
     console.print(table)
 
 
+@app.command()
+@_friendly_errors
+def run(config: ConfigOption = None, set_: SetOption = None) -> None:
+    """The whole TSLRec pipeline: stage 0, 1, 2 and plain vs enhanced backbones (cached)."""
+    from rich.markdown import Markdown
+
+    from tslrec.pipeline.tslrec import results_markdown, run_tslrec
+
+    cfg = _config(config, set_)
+    results = run_tslrec(cfg)
+    console.print(Markdown(results_markdown(results)))
+    console.print(f"results in {cfg.output_dir / 'results.json'} and results.md")
+
+
 if __name__ == "__main__":
     app()

@@ -7,6 +7,9 @@ validation metric), `results.json` (test metrics, timings, settings), `test_per_
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from pathlib import Path
 
 from accelerate.utils import set_seed
@@ -31,6 +34,20 @@ def load_dataset(cfg: Config) -> SequenceDataset:
     return prepare_dataset(cfg.data, dataset_dir(cfg))
 
 
+def stage_key(*parts: object) -> str:
+    """A short hash of settings and inputs that names a cached stage or run."""
+    return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def settings_key(cfg: Config, dataset: SequenceDataset, meta: dict | None) -> str:
+    """What a trained model depends on: a finished run is reused only if this is unchanged."""
+    return stage_key(dataset.manifest["content_hash"], cfg.model, cfg.train, cfg.eval, meta)
+
+
+def read_json_or_none(path: Path) -> object:
+    return read_json(path) if path.is_file() else None
+
+
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
     return cfg.output_dir / "models" / (tag or cfg.model.name)
 
@@ -46,11 +63,18 @@ def train_and_evaluate(
 ) -> dict:
     """Train `cfg.model` (optionally on an enhanced item embedding) and return its results record.
 
-    A run whose results already exist is not trained again; delete the directory to redo it.
+    A finished run with the same settings is reused, an interrupted one resumes, and a run
+    made under other settings is replaced.
     """
     out = run_dir(cfg, tag)
+    settings = settings_key(cfg, dataset, meta)
     if (out / RESULTS).is_file():
-        return read_json(out / RESULTS)
+        record = read_json(out / RESULTS)
+        if record.get("settings_key") == settings:
+            return record
+    if out.exists() and read_json_or_none(out / "settings.json") != settings:
+        shutil.rmtree(out)  # trained under other settings: neither reusable nor resumable
+    write_json(out / "settings.json", settings)
     save_config(cfg, out / "config.yaml")
     set_seed(cfg.train.seed)
     model = build_model(dataset.num_items, cfg.model, item_embedding)
@@ -71,6 +95,7 @@ def train_and_evaluate(
         "seconds_to_best": result.seconds_to_best,
         "seconds_per_epoch": result.seconds_per_epoch,
         "peak_memory_mb": result.peak_memory_mb,
+        "settings_key": settings,
         **(meta or {}),
     }
     write_json(out / RESULTS, record)

@@ -1,0 +1,163 @@
+"""Stage 2: every item as a one-item "virtual user" through the fine-tuned LLM -> an N x D table.
+
+The prompt is the stage-1 template with a single item, so the pooled state lives in the space the
+fine-tuning shaped: a summary of the preference that item alone signals. Items run in batches of
+similar prompt length (little padding), without gradients, in eval mode. Progress is saved to a
+partial file every few batches so a long run can be interrupted and resumed; the final table is
+written atomically as safetensors with its row -> item-id map in the metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from tqdm.auto import tqdm
+
+from tslrec.config import AugmentConfig
+from tslrec.errors import TslrecError
+from tslrec.io import load_tensors, save_tensors, write_json
+from tslrec.llm.preference_model import PreferenceModel
+from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
+from tslrec.llm.sft import pad_batch
+
+log = logging.getLogger(__name__)
+
+TENSOR_NAME = "embeddings"
+SAVE_EVERY_BATCHES = 20
+
+
+def partial_path(output_path: Path) -> Path:
+    return output_path.with_name(output_path.name + ".partial")
+
+
+def stats_path(output_path: Path) -> Path:
+    return output_path.with_name(output_path.stem + ".stats.json")
+
+
+def fingerprint(
+    model: PreferenceModel, builder: PromptBuilder, num_items: int, pooling: str
+) -> str:
+    """Identify what the table depends on, so a resume never mixes rows from different runs.
+
+    The head weights change whenever fine-tuning changes anything, so hashing them (cheap)
+    stands in for hashing all adapters.
+    """
+    head = model.head.weight.detach().float().cpu().numpy().tobytes()
+    settings = json.dumps([builder.describe(), num_items, pooling, model.hidden_size])
+    return hashlib.sha256(head + settings.encode()).hexdigest()[:20]
+
+
+def load_item_embeddings(path: str | Path) -> tuple[torch.Tensor, dict[str, str]]:
+    """Read a table written by ``embed_items``: ``(table (N+1, D), metadata)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise TslrecError(f"{path}: no item-embedding table (run the augmentation step)")
+    with safe_open(str(path), framework="pt") as f:
+        return f.get_tensor(TENSOR_NAME), dict(f.metadata() or {})
+
+
+def embed_items(
+    model: PreferenceModel,
+    builder: PromptBuilder,
+    num_items: int,
+    cfg: AugmentConfig,
+    output_path: str | Path,
+    *,
+    save_every: int = SAVE_EVERY_BATCHES,
+) -> torch.Tensor:
+    """Return the (N+1, D) float32 table of enhanced item embeddings (row 0, padding, = zeros).
+
+    Resumes from ``<output_path>.partial`` when it was written for the same model and settings,
+    and returns the finished table directly if ``output_path`` already holds a matching one.
+    Throughput goes to the log and to ``<stem>.stats.json``.
+    """
+    output_path = Path(output_path)
+    key = fingerprint(model, builder, num_items, cfg.pooling)
+    if output_path.is_file():
+        table, meta = load_item_embeddings(output_path)
+        if meta.get("fingerprint") == key:
+            return table
+    table, done = _resume(partial_path(output_path), key, num_items, model.hidden_size)
+    todo = [i for i in range(1, num_items + 1) if not done[i]]
+    prompts = {i: builder.build([i]) for i in todo}
+    todo.sort(key=lambda i: (len(prompts[i]), i))
+    batches = [todo[i : i + cfg.batch_size] for i in range(0, len(todo), cfg.batch_size)]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    start = time.perf_counter()
+    try:
+        for b, items in enumerate(tqdm(batches, desc="embed items", unit="batch")):
+            ids, mask = pad_batch([prompts[i] for i in items])
+            with torch.inference_mode():
+                pooled = model.encode(ids.to(device), mask.to(device), cfg.pooling)
+            table[items] = pooled.float().cpu()
+            done[items] = True
+            if (b + 1) % save_every == 0 and b + 1 < len(batches):
+                _save(partial_path(output_path), table, done, key)
+    finally:
+        model.train(was_training)
+    seconds = time.perf_counter() - start
+    _save_final(output_path, table, key, builder, cfg.pooling)
+    partial_path(output_path).unlink(missing_ok=True)
+    rate = len(todo) / seconds if seconds > 0 else float("inf")
+    log.info("embedded %d items in %.1fs (%.1f items/s)", len(todo), seconds, rate)
+    write_json(
+        stats_path(output_path),
+        {
+            "items": num_items,
+            "computed": len(todo),
+            "resumed": num_items - len(todo),
+            "seconds": seconds,
+            "items_per_second": rate,
+        },
+    )
+    return table
+
+
+def _resume(path: Path, key: str, num_items: int, dim: int) -> tuple[torch.Tensor, np.ndarray]:
+    """The partial table and its done-mask, or a fresh zero table when none matches."""
+    fresh = torch.zeros(num_items + 1, dim), np.zeros(num_items + 1, dtype=bool)
+    if not path.is_file():
+        return fresh
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if meta.get("fingerprint") != key:
+        log.warning("%s: partial table from another model or settings; starting over", path)
+        return fresh
+    saved = load_tensors(path)
+    done = saved["done"].numpy().astype(bool)
+    done[0] = False
+    log.info("resuming item embeddings: %d of %d items done", int(done.sum()), num_items)
+    return saved[TENSOR_NAME], done
+
+
+def _save(path: Path, table: torch.Tensor, done: np.ndarray, key: str) -> None:
+    save_tensors(
+        path,
+        {TENSOR_NAME: table, "done": torch.from_numpy(done.astype(np.uint8))},
+        metadata={"fingerprint": key},
+    )
+
+
+def _save_final(
+    path: Path, table: torch.Tensor, key: str, builder: PromptBuilder, pooling: str
+) -> None:
+    table[0] = 0.0
+    metadata = {
+        "fingerprint": key,
+        "item_ids": json.dumps(list(range(table.shape[0]))),  # row r holds item id r; 0 = padding
+        "num_items": str(table.shape[0] - 1),
+        "dim": str(table.shape[1]),
+        "pooling": pooling,
+        "template_version": TEMPLATE_VERSION,
+        "prompt": json.dumps(builder.describe()),
+    }
+    save_tensors(path, {TENSOR_NAME: table}, metadata=metadata)

@@ -1,0 +1,419 @@
+"""Stage 1: fine-tune the preference model on user-level (or instance-level) samples.
+
+User-level (the paper): one sample per user, the prompt of their training prefix, target g_u,
+so the cost is O(#users). Instance-level (the baseline it is compared with): one sample per
+(prefix -> next item) position, target the next item's category one-hot, O(sum of lengths).
+
+The loop is written with HF ``accelerate`` so it also runs under ``accelerate launch``. Every
+epoch ends with a checkpoint (trainable weights + optimizer state + history, as safetensors/JSON);
+calling ``fine_tune`` again on the same ``output_dir`` resumes after the last finished epoch.
+Epoch e shuffles with seed ``cfg.seed + e`` and reseeds dropout with it, and the learning rate
+is constant, so a resumed run ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from tslrec.config import SFTConfig
+from tslrec.errors import TslrecError
+from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
+from tslrec.llm.categories import preference_target
+from tslrec.llm.preference_model import PreferenceModel
+from tslrec.llm.prompts import PromptBuilder
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+STATS_FILE = "sft_stats.json"
+MAX_GRAD_NORM = 1.0
+# Settings that change the optimisation path: resuming under different ones is refused.
+_RESUME_KEYS = (
+    "level",
+    "loss",
+    "batch_size",
+    "grad_accum",
+    "lr",
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "max_samples",
+    "seed",
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training prompt: token ids, the K-dim target, and where it came from."""
+
+    input_ids: list[int]
+    target: np.ndarray  # (K,) float32
+    user: int  # index into train_sequences
+    length: int  # number of prefix items the target describes (before prompt truncation)
+
+
+@dataclass
+class SFTStats:
+    """What a fine-tuning run cost and how its loss went (all epochs, including resumed ones)."""
+
+    level: str
+    samples: int
+    epochs: int
+    steps: int
+    seconds: float
+    seconds_per_epoch: list[float] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)
+    epoch_losses: list[float] = field(default_factory=list)
+    resumed_from_epoch: int = 0
+
+
+# --- samples -------------------------------------------------------------------------------------
+
+
+def _items(sequence: Sequence[int] | np.ndarray) -> list[int]:
+    return [int(i) for i in sequence if int(i) > 0]
+
+
+def user_level_samples(
+    train_sequences: Sequence[Sequence[int] | np.ndarray],
+    labels: np.ndarray,
+    k: int,
+    builder: PromptBuilder,
+) -> list[Sample]:
+    """One sample per user with a non-empty training prefix: prompt of the prefix, target g_u.
+
+    Only ``train_sequences`` is read, so validation/test items can reach neither prompt nor target.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    samples = []
+    for user, sequence in enumerate(train_sequences):
+        items = _items(sequence)
+        if items:
+            target = preference_target(items, labels, k)
+            samples.append(Sample(builder.build(items), target, user, len(items)))
+    return samples
+
+
+def count_instance_samples(train_sequences: Sequence[Sequence[int] | np.ndarray]) -> int:
+    """sum(len - 1): how many samples instance-level SFT would have in full."""
+    return sum(max(len(_items(s)) - 1, 0) for s in train_sequences)
+
+
+def instance_level_samples(
+    train_sequences: Sequence[Sequence[int] | np.ndarray],
+    labels: np.ndarray,
+    k: int,
+    builder: PromptBuilder,
+    max_samples: int | None = None,
+    seed: int = 0,
+) -> list[Sample]:
+    """One sample per (prefix -> next item) position; target = one-hot category of the next item.
+
+    ``max_samples`` draws a seeded subset of positions *before* any prompt is built, since the full
+    set is O(sum of lengths) and would not fit in memory for large datasets.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    sequences = [_items(s) for s in train_sequences]
+    per_user = np.array([max(len(s) - 1, 0) for s in sequences], dtype=np.int64)
+    total = int(per_user.sum())
+    chosen = np.arange(total) if max_samples is None else _subset(total, max_samples, seed)
+    offsets = np.concatenate([[0], np.cumsum(per_user)])
+    users = np.searchsorted(offsets, chosen, side="right") - 1
+    samples = []
+    for flat, user in zip(chosen.tolist(), users.tolist(), strict=True):
+        t = flat - int(offsets[user]) + 1  # prefix length 1..len-1
+        items = sequences[user]
+        target = np.zeros(k, dtype=np.float32)
+        category = labels[items[t]]
+        if category < 0:
+            raise TslrecError(f"item {items[t]} has no category")
+        target[category] = 1.0
+        samples.append(Sample(builder.build(items[:t]), target, user, t))
+    return samples
+
+
+def _subset(total: int, max_samples: int, seed: int) -> np.ndarray:
+    """Sorted seeded subset of range(total) of size min(total, max_samples)."""
+    if max_samples >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, size=max_samples, replace=False))
+
+
+def subsample(samples: Sequence[Sample], max_samples: int | None, seed: int) -> list[Sample]:
+    """Seeded subset (original order kept) for quick runs; all samples when the cap is None."""
+    if max_samples is None:
+        return list(samples)
+    return [samples[i] for i in _subset(len(samples), max_samples, seed).tolist()]
+
+
+# --- batching ------------------------------------------------------------------------------------
+
+
+class _SampleDataset(Dataset):
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self.samples = samples
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.samples[index]
+
+
+def pad_batch(
+    sequences: Sequence[Sequence[int]], pad_id: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists to the longest one: ``(input_ids, attention_mask)``.
+
+    The pad id is irrelevant (padded positions are masked and never pooled).
+    """
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+def _collate(batch: list[Sample]) -> dict[str, torch.Tensor]:
+    ids, mask = pad_batch([s.input_ids for s in batch])
+    target = torch.from_numpy(np.stack([s.target for s in batch]))
+    return {"input_ids": ids, "attention_mask": mask, "target": target}
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Batches of similar-length samples (little padding), in a seeded random order.
+
+    Samples are shuffled, stably sorted by length (so ties vary with the seed), cut into
+    consecutive batches, and the batch order is shuffled again.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(lengths))
+    order = order[np.argsort(np.asarray(lengths)[order], kind="stable")]
+    batches = [order[i : i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches)).tolist()]
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state dict into tensors (safetensors) and plain values (JSON)."""
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    for index, values in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(values)
+    groups = [
+        {k: tuple(v) if k == "betas" else v for k, v in group.items()}
+        for group in meta["param_groups"]
+    ]
+    return {"state": state, "param_groups": groups}
+
+
+def _save_checkpoint(
+    output_dir: Path, model: PreferenceModel, optimizer: torch.optim.Optimizer, state: dict
+) -> None:
+    """Write the whole checkpoint directory atomically: a crash leaves the previous one intact."""
+    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    with atomic_dir(output_dir / CHECKPOINT_DIR) as tmp:
+        save_tensors(tmp / "trainable.safetensors", model.trainable_state_dict())
+        save_tensors(tmp / "optimizer.safetensors", opt_tensors)
+        write_json(tmp / "optimizer.json", opt_meta)
+        write_json(tmp / "state.json", state)
+
+
+def load_fine_tuned(model: PreferenceModel, output_dir: str | Path) -> dict[str, Any]:
+    """Load the fine-tuned weights written by ``fine_tune`` into ``model``; return its state.
+
+    ``model`` must be built exactly as for training (same LLM, prompt builder, K and LoRA
+    settings). The returned dict holds the finished epoch count and the loss history.
+    """
+    directory = Path(output_dir) / CHECKPOINT_DIR
+    if not (directory / "state.json").is_file():
+        raise TslrecError(f"{output_dir}: no fine-tuned checkpoint (run the fine-tuning step)")
+    model.load_trainable_state_dict(load_tensors(directory / "trainable.safetensors"))
+    return read_json(directory / "state.json")
+
+
+def _resume_settings(cfg: SFTConfig) -> dict[str, Any]:
+    return {key: getattr(cfg, key) for key in _RESUME_KEYS}
+
+
+def samples_digest(samples: Sequence[Sample]) -> str:
+    """Hash of every prompt and target: a checkpoint only resumes on the very same samples."""
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(np.asarray(s.input_ids, dtype=np.int64).tobytes())
+        h.update(np.asarray(s.target, dtype=np.float32).tobytes())
+    return h.hexdigest()[:20]
+
+
+def _try_resume(
+    output_dir: Path,
+    model: PreferenceModel,
+    optimizer: torch.optim.Optimizer,
+    cfg: SFTConfig,
+    digest: str,
+) -> dict[str, Any] | None:
+    """Restore model + optimizer from ``output_dir`` if a compatible checkpoint is there."""
+    directory = output_dir / CHECKPOINT_DIR
+    if not (directory / "state.json").is_file():
+        return None
+    state = read_json(directory / "state.json")
+    if state["settings"] != _resume_settings(cfg) or state["samples_digest"] != digest:
+        raise TslrecError(
+            f"{directory}: checkpoint from different fine-tuning settings or samples; "
+            "delete it or use another output directory"
+        )
+    model.load_trainable_state_dict(load_tensors(directory / "trainable.safetensors"))
+    optimizer.load_state_dict(
+        _unflatten_optimizer(
+            load_tensors(directory / "optimizer.safetensors"),
+            read_json(directory / "optimizer.json"),
+        )
+    )
+    return state
+
+
+# --- training ------------------------------------------------------------------------------------
+
+
+def fine_tune(
+    model: PreferenceModel,
+    samples: Sequence[Sample],
+    cfg: SFTConfig,
+    output_dir: str | Path,
+) -> SFTStats:
+    """Train ``model`` for ``cfg.epochs`` epochs (resuming from ``output_dir`` if possible).
+
+    Returns the stats of the whole run (resumed epochs included), also written to
+    ``output_dir/sft_stats.json``. Seeds the global RNGs (``accelerate.utils.set_seed``).
+    Under several processes (``accelerate launch``/``torchrun``) each gets a share of the
+    batches, the loss is averaged across them, and only the main process writes files.
+    """
+    output_dir = Path(output_dir)
+    samples = subsample(samples, cfg.max_samples, cfg.seed)
+    if not samples:
+        raise TslrecError("no fine-tuning samples (are all training sequences empty?)")
+    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+    set_seed(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    digest = samples_digest(samples)
+    state = _try_resume(output_dir, model, optimizer, cfg, digest) or {
+        "epoch": 0,
+        "steps": 0,
+        "seconds_per_epoch": [],
+        "step_losses": [],
+        "epoch_losses": [],
+        "settings": _resume_settings(cfg),
+        "samples": len(samples),
+        "samples_digest": digest,
+    }
+    resumed_from = int(state["epoch"])
+    if resumed_from:
+        log.info("resuming fine-tuning from %s after epoch %d", output_dir, resumed_from)
+    if resumed_from > cfg.epochs:
+        log.warning("%s already holds %d epochs (> sft.epochs)", output_dir, resumed_from)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    dataset = _SampleDataset(samples)
+    lengths = [len(s.input_ids) for s in samples]
+    for epoch in range(resumed_from, cfg.epochs):
+        set_seed(cfg.seed + epoch)
+        batches = length_batches(lengths, cfg.batch_size, cfg.seed + epoch)
+        loader = accelerator.prepare_data_loader(
+            DataLoader(dataset, batch_sampler=batches, collate_fn=_collate)
+        )
+        start = time.perf_counter()
+        losses = _train_epoch(accelerator, model, optimizer, loader, epoch, cfg.epochs)
+        state["seconds_per_epoch"].append(time.perf_counter() - start)
+        state["step_losses"].extend(losses)
+        state["steps"] += len(losses)
+        state["epoch_losses"].append(float(np.mean(losses)) if losses else math.nan)
+        state["epoch"] = epoch + 1
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            _save_checkpoint(
+                output_dir, accelerator.unwrap_model(model), optimizer.optimizer, state
+            )
+        accelerator.wait_for_everyone()
+    stats = SFTStats(
+        level=cfg.level,
+        samples=len(samples),
+        epochs=int(state["epoch"]),
+        steps=int(state["steps"]),
+        seconds=float(sum(state["seconds_per_epoch"])),
+        seconds_per_epoch=list(state["seconds_per_epoch"]),
+        step_losses=list(state["step_losses"]),
+        epoch_losses=list(state["epoch_losses"]),
+        resumed_from_epoch=resumed_from,
+    )
+    if accelerator.is_main_process:
+        write_json(output_dir / STATS_FILE, asdict(stats))
+    return stats
+
+
+def _train_epoch(
+    accelerator: Accelerator,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Iterable[dict[str, torch.Tensor]],
+    epoch: int,
+    epochs: int,
+) -> list[float]:
+    """One pass over ``loader``; returns the mean loss of each optimizer step."""
+    model.train()
+    unwrapped: PreferenceModel = accelerator.unwrap_model(model)
+    step_losses: list[float] = []
+    window: list[float] = []
+    bar = tqdm(
+        loader,
+        desc=f"sft epoch {epoch + 1}/{epochs}",
+        disable=not accelerator.is_local_main_process,
+    )
+    for batch in bar:
+        with accelerator.accumulate(model):
+            _, g_hat = model(batch["input_ids"], batch["attention_mask"])
+            loss = unwrapped.loss(g_hat, batch["target"])
+            accelerator.backward(loss)
+            if accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+            optimizer.step()
+            optimizer.zero_grad()
+        window.append(accelerator.gather(loss.detach()).mean().item())
+        if accelerator.sync_gradients:
+            step_losses.append(float(np.mean(window)))
+            window = []
+            bar.set_postfix(loss=f"{step_losses[-1]:.4g}")
+    model.eval()
+    return step_losses

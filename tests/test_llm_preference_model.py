@@ -1,0 +1,100 @@
+"""Pooling under both padding sides, the losses, and the trainable-state round trip."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tslrec.config import PromptConfig, SFTConfig
+from tslrec.errors import TslrecError
+from tslrec.llm.preference_model import (
+    PreferenceModel,
+    last_token_pool,
+    mean_pool,
+    position_ids_from_mask,
+    preference_loss,
+)
+from tslrec.llm.prompts import PromptBuilder
+
+
+def _pad(seqs: list[list[int]], side: str) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, seqs))
+    ids, mask = [], []
+    for s in seqs:
+        gap = width - len(s)
+        ids.append(s + [0] * gap if side == "right" else [0] * gap + s)
+        mask.append([1] * len(s) + [0] * gap if side == "right" else [0] * gap + [1] * len(s))
+    return torch.tensor(ids), torch.tensor(mask)
+
+
+def _model(tok_model, k: int = 3, **sft) -> tuple[PreferenceModel, PromptBuilder]:
+    llm, tok = tok_model
+    builder = PromptBuilder(tok, PromptConfig(rendering="id_token", max_tokens=64), 10)
+    torch.manual_seed(0)
+    model = PreferenceModel(llm, k, SFTConfig(**sft), builder.item_token_ids, builder.vocab_size)
+    return model.eval(), builder
+
+
+def test_last_token_pool_hand_made() -> None:
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).view(2, 4, 1)
+    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert last_token_pool(hidden, right).view(-1).tolist() == [1.0, 7.0]
+    assert last_token_pool(hidden, left).view(-1).tolist() == [3.0, 7.0]
+    assert mean_pool(hidden, right).view(-1).tolist() == [0.5, 5.5]
+    assert position_ids_from_mask(left).tolist() == [[0, 0, 0, 1], [0, 1, 2, 3]]
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_pooled_states_identical_for_left_and_right_padding(tiny_lm, pooling) -> None:
+    model, builder = _model(tiny_lm)
+    seqs = [builder.build([1, 2, 3, 4]), builder.build([5]), builder.build([6, 7])]
+    with torch.no_grad():
+        right = model.encode(*_pad(seqs, "right"), pooling=pooling)
+        left = model.encode(*_pad(seqs, "left"), pooling=pooling)
+        alone = torch.cat([model.encode(*_pad([s], "right"), pooling=pooling) for s in seqs])
+    assert right.shape == (3, 32) and right.dtype == torch.float32
+    torch.testing.assert_close(left, right, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(alone, right, atol=1e-5, rtol=1e-5)
+
+
+def test_forward_shapes_and_trainable_parameters(tiny_lm) -> None:
+    model, builder = _model(tiny_lm, k=4)
+    pooled, g_hat = model(*_pad([builder.build([1, 2])], "right"))
+    assert pooled.shape == (1, 32) and g_hat.shape == (1, 4)
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("lora_A" in n for n in names) and "head.weight" in names
+    assert any("trainable_tokens_delta" in n for n in names)
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert any("embed_tokens" in n for n in frozen)  # the full matrix stays frozen
+
+
+def test_losses() -> None:
+    target = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    g_hat = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 0.0]])
+    assert math.isclose(preference_loss(g_hat, target, "mse").item(), 1 / 6, rel_tol=1e-6)
+    exact = torch.log(torch.tensor([[1.0, 1.0, 1e-9], [1e-9, 1e-9, 1.0]]))
+    assert preference_loss(exact, target, "kl").item() < 1e-6
+    uniform = torch.zeros(1, 3)  # softmax = 1/3 each; KL(one-hot || uniform) = log 3
+    kl = preference_loss(uniform, target[1:], "kl").item()
+    assert math.isclose(kl, math.log(3), rel_tol=1e-5)
+
+
+def test_trainable_state_round_trip(tiny_lm_factory) -> None:
+    a, builder = _model(tiny_lm_factory())
+    with torch.no_grad():
+        for p in a.parameters():
+            if p.requires_grad:
+                p.add_(0.1)
+    b, _ = _model(tiny_lm_factory())
+    b.load_trainable_state_dict(a.trainable_state_dict())
+    ids = _pad([builder.build([3, 4])], "right")
+    with torch.no_grad():
+        torch.testing.assert_close(a(*ids)[1], b(*ids)[1])
+    c, _ = _model(tiny_lm_factory(), k=5)
+    with pytest.raises(TslrecError):
+        c.load_trainable_state_dict(a.trainable_state_dict())
+    with pytest.raises(TslrecError, match="target_modules"):
+        _model(tiny_lm_factory(), target_modules=["no_such_proj"])

@@ -1,0 +1,165 @@
+"""Sample builders, no leakage, length batching, and fine-tuning: loss, resume, item-token rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tslrec.config import PromptConfig, SFTConfig
+from tslrec.errors import TslrecError
+from tslrec.io import read_json
+from tslrec.llm.preference_model import PreferenceModel
+from tslrec.llm.prompts import PromptBuilder
+from tslrec.llm.sft import (
+    count_instance_samples,
+    fine_tune,
+    instance_level_samples,
+    length_batches,
+    load_fine_tuned,
+    pad_batch,
+    subsample,
+    user_level_samples,
+)
+
+K = 3
+N = 12
+# items 1..9 in categories i % 3; items 10..12 only ever appear as validation/test items
+LABELS = np.array([-1] + [i % 3 for i in range(1, 10)] + [K - 1] * 3)
+TRAIN = [[1, 4, 7, 2], [2, 5, 8], [3, 6, 9, 3, 6], [1, 2, 3], [4, 7]]
+
+
+def _builder(tok, rendering: str = "id_token") -> PromptBuilder:
+    return PromptBuilder(tok, PromptConfig(rendering=rendering, max_tokens=64), N)
+
+
+def _model(tok_model, cfg: SFTConfig, rendering: str = "id_token"):
+    llm, tok = tok_model
+    builder = _builder(tok, rendering)
+    torch.manual_seed(0)
+    model = PreferenceModel(llm, K, cfg, builder.item_token_ids, builder.vocab_size)
+    return model, builder
+
+
+def _mean_loss(model: PreferenceModel, samples) -> float:
+    model.eval()
+    ids, mask = pad_batch([s.input_ids for s in samples])
+    target = torch.from_numpy(np.stack([s.target for s in samples]))
+    with torch.no_grad():
+        return model.loss(model(ids, mask)[1], target).item()
+
+
+def test_sample_counts(tiny_lm) -> None:
+    builder = _builder(tiny_lm[1])
+    users = user_level_samples(TRAIN, LABELS, K, builder)
+    assert len(users) == len(TRAIN)
+    instances = instance_level_samples(TRAIN, LABELS, K, builder)
+    assert len(instances) == sum(len(s) - 1 for s in TRAIN) == count_instance_samples(TRAIN)
+    capped = instance_level_samples(TRAIN, LABELS, K, builder, max_samples=5, seed=1)
+    assert len(capped) == 5
+    again = instance_level_samples(TRAIN, LABELS, K, builder, max_samples=5, seed=1)
+    assert [(s.user, s.length) for s in capped] == [(s.user, s.length) for s in again]
+    assert len(user_level_samples([*TRAIN, [], [0, 0]], LABELS, K, builder)) == len(TRAIN)
+
+
+def test_sample_contents(tiny_lm) -> None:
+    builder = _builder(tiny_lm[1])
+    users = user_level_samples(TRAIN, LABELS, K, builder)
+    assert users[0].input_ids == builder.build(TRAIN[0])
+    np.testing.assert_allclose(users[0].target, [0.0, 0.75, 0.25])  # 1,4,7 -> 1; 2 -> 2
+    instances = instance_level_samples(TRAIN, LABELS, K, builder)
+    first = [s for s in instances if s.user == 2]
+    assert [s.length for s in first] == [1, 2, 3, 4]
+    for s in first:
+        assert s.input_ids == builder.build(TRAIN[2][: s.length])
+        next_item = TRAIN[2][s.length]
+        assert s.target.tolist() == np.eye(K)[LABELS[next_item]].tolist()
+
+
+def test_only_training_prefix_reaches_prompts_and_targets(tiny_lm) -> None:
+    """Full sequences end with validation and test items 10..12 (category K-1 only)."""
+    builder = _builder(tiny_lm[1])
+    full = [[*s, 10 + (u % 3), 11] for u, s in enumerate(TRAIN)]
+    train = [s[:-2] for s in full]
+    held_out_tokens = {builder.item_token_ids[i] for i in (10, 11, 12)}
+    all_samples = user_level_samples(train, LABELS, K, builder) + instance_level_samples(
+        train, LABELS, K, builder
+    )
+    for s in all_samples:
+        assert not held_out_tokens & set(s.input_ids)
+    # category K-1 only holds items 2, 5, 8 of the training data: targets match them exactly
+    for s in user_level_samples(train, LABELS, K, builder):
+        expected = sum(LABELS[i] == K - 1 for i in TRAIN[s.user]) / len(TRAIN[s.user])
+        assert s.target[K - 1] == pytest.approx(expected)
+
+
+def test_length_batches_cover_everything_deterministically() -> None:
+    lengths = [5, 3, 9, 3, 7, 5, 1, 8, 2, 6]
+    a = length_batches(lengths, 3, seed=4)
+    assert sorted(i for batch in a for i in batch) == list(range(10)) and a == length_batches(
+        lengths, 3, seed=4
+    )
+    assert a != length_batches(lengths, 3, seed=5)
+    for batch in a:  # batches hold neighbours in length order
+        assert max(lengths[i] for i in batch) - min(lengths[i] for i in batch) <= 3
+    assert len(subsample(list(range(10)), 4, 0)) == 4
+
+
+def test_fine_tune_decreases_loss_and_trains_item_rows(tiny_lm, tmp_path) -> None:
+    cfg = SFTConfig(epochs=15, batch_size=2, lr=1e-2, lora_dropout=0.0)
+    model, builder = _model(tiny_lm, cfg)
+    samples = user_level_samples(TRAIN, LABELS, K, builder)
+    embed = model.llm.get_input_embeddings()
+    item_rows = torch.tensor(builder.item_token_ids[1:10])
+    other_rows = torch.arange(0, 50)
+    with torch.no_grad():
+        before_items, before_other = embed(item_rows).clone(), embed(other_rows).clone()
+    before = _mean_loss(model, samples)
+    stats = fine_tune(model, samples, cfg, tmp_path / "sft")
+    after = _mean_loss(model, samples)
+    assert after < 0.6 * before and stats.epoch_losses[-1] < 0.5 * stats.epoch_losses[0]
+    assert stats.samples == 5 and stats.epochs == 15 and stats.steps == 15 * 3
+    assert len(stats.epoch_losses) == 15 and len(stats.seconds_per_epoch) == 15
+    with torch.no_grad():
+        assert not torch.allclose(embed(item_rows), before_items)
+        torch.testing.assert_close(embed(other_rows), before_other)
+    assert read_json(tmp_path / "sft" / "sft_stats.json")["steps"] == 45
+
+
+def test_resume_matches_uninterrupted_run(tiny_lm_factory, tmp_path) -> None:
+    def run(epochs: int, out: str):
+        cfg = SFTConfig(epochs=epochs, batch_size=2, grad_accum=2, lr=1e-2, lora_dropout=0.1)
+        model, builder = _model(tiny_lm_factory(), cfg)
+        samples = user_level_samples(TRAIN, LABELS, K, builder)
+        return model, fine_tune(model, samples, cfg, tmp_path / out)
+
+    straight, s_stats = run(2, "a")
+    run(1, "b")  # "interrupted" after epoch 1
+    resumed, r_stats = run(2, "b")
+    assert r_stats.resumed_from_epoch == 1 and r_stats.epochs == 2
+    assert r_stats.steps == s_stats.steps == 4  # 3 batches / epoch, accumulation 2
+    np.testing.assert_allclose(r_stats.step_losses, s_stats.step_losses, rtol=1e-5)
+    a, b = straight.trainable_state_dict(), resumed.trainable_state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+    # the saved weights load into a fresh model
+    fresh, _ = _model(tiny_lm_factory(), SFTConfig())
+    assert load_fine_tuned(fresh, tmp_path / "b")["epoch"] == 2
+    torch.testing.assert_close(fresh.head.weight, straight.head.weight, atol=1e-6, rtol=1e-5)
+
+
+def test_resume_refuses_other_settings(tiny_lm_factory, tmp_path) -> None:
+    cfg = SFTConfig(epochs=1, batch_size=4)
+    model, builder = _model(tiny_lm_factory(), cfg)
+    samples = user_level_samples(TRAIN, LABELS, K, builder)
+    fine_tune(model, samples, cfg, tmp_path)
+    other = SFTConfig(epochs=2, batch_size=4, lr=1e-3)
+    model, _ = _model(tiny_lm_factory(), other)
+    with pytest.raises(TslrecError, match="different fine-tuning settings"):
+        fine_tune(model, samples, other, tmp_path)
+    with pytest.raises(TslrecError, match="different fine-tuning settings"):
+        fine_tune(model, samples[:-1], cfg.model_copy(update={"epochs": 2}), tmp_path)
+    with pytest.raises(TslrecError):
+        fine_tune(model, [], other, tmp_path / "empty")
+    with pytest.raises(TslrecError):
+        load_fine_tuned(model, tmp_path / "missing")
