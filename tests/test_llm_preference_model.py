@@ -98,3 +98,12 @@ def test_trainable_state_round_trip(tiny_lm_factory) -> None:
         c.load_trainable_state_dict(a.trainable_state_dict())
     with pytest.raises(TslrecError, match="target_modules"):
         _model(tiny_lm_factory(), target_modules=["no_such_proj"])
+
+
+def test_lora_layers_puts_adapters_on_the_last_layers_only(tiny_lm) -> None:
+    llm, _ = tiny_lm
+    model = PreferenceModel(llm, 4, SFTConfig(lora_layers=1, target_modules=["q_proj"]))
+    adapted = {
+        n.split(".layers.")[1].split(".")[0] for n, _ in model.named_parameters() if "lora_A" in n
+    }
+    assert adapted == {str(llm.config.num_hidden_layers - 1)}

@@ -112,6 +112,10 @@ class SFTConfig(StrictModel):
     target_modules: list[str] = Field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
+    # LoRA on the last n decoder layers only (None = all): the backward pass then stops there,
+    # which is what makes CPU fine-tuning affordable. Ignored for id_token prompts, whose item
+    # rows sit at the input and need gradients through every layer.
+    lora_layers: int | None = Field(None, ge=1)
     max_samples: int | None = None
     seed: int = 0
 

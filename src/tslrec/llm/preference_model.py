@@ -79,6 +79,14 @@ def grow_embeddings(llm: PreTrainedModel, vocab_size: int) -> None:
         weight[old:] = rows.to(weight.dtype).to(weight.device)
 
 
+def last_layers(llm: PreTrainedModel, count: int | None) -> list[int] | None:
+    """Indices of the last `count` decoder layers (None: all layers get adapters)."""
+    if count is None:
+        return None
+    total = int(llm.config.num_hidden_layers)
+    return list(range(max(0, total - count), total))
+
+
 def init_head(head: nn.Linear, loss: str) -> None:
     """Start from the uninformed prediction: zero weights, bias = uniform 1/K (MSE) or 0 (KL).
 
@@ -123,6 +131,7 @@ class PreferenceModel(nn.Module):
             target_modules=list(cfg.target_modules),
             bias="none",
             trainable_token_indices=token_ids or None,
+            layers_to_transform=None if token_ids else last_layers(llm, cfg.lora_layers),
         )
         try:
             self.llm: PeftModel = get_peft_model(llm, lora)
