@@ -35,6 +35,7 @@ from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_j
 from tslrec.llm.categories import preference_target
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import PromptBuilder
+from tslrec.training.checkpoint import optimizer_tensors, restore_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -213,38 +214,11 @@ def length_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[l
 # --- checkpoints ---------------------------------------------------------------------------------
 
 
-def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer state dict into tensors (safetensors) and plain values (JSON)."""
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for index, values in state["state"].items():
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{index}.{key}"] = value
-            else:
-                scalars.setdefault(str(index), {})[key] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    for index, values in meta["scalars"].items():
-        state.setdefault(int(index), {}).update(values)
-    groups = [
-        {k: tuple(v) if k == "betas" else v for k, v in group.items()}
-        for group in meta["param_groups"]
-    ]
-    return {"state": state, "param_groups": groups}
-
-
 def _save_checkpoint(
     output_dir: Path, model: PreferenceModel, optimizer: torch.optim.Optimizer, state: dict
 ) -> None:
     """Write the whole checkpoint directory atomically: a crash leaves the previous one intact."""
-    opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+    opt_tensors, opt_meta = optimizer_tensors(optimizer)
     with atomic_dir(output_dir / CHECKPOINT_DIR) as tmp:
         save_tensors(tmp / "trainable.safetensors", model.trainable_state_dict())
         save_tensors(tmp / "optimizer.safetensors", opt_tensors)
@@ -296,11 +270,10 @@ def _try_resume(
             "delete it or use another output directory"
         )
     model.load_trainable_state_dict(load_tensors(directory / "trainable.safetensors"))
-    optimizer.load_state_dict(
-        _unflatten_optimizer(
-            load_tensors(directory / "optimizer.safetensors"),
-            read_json(directory / "optimizer.json"),
-        )
+    restore_optimizer(
+        optimizer,
+        load_tensors(directory / "optimizer.safetensors"),
+        read_json(directory / "optimizer.json"),
     )
     return state
 

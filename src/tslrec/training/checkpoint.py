@@ -50,21 +50,31 @@ def load_model(path: str | Path) -> tuple[SequentialRecommender, dict[str, Any]]
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer state dict into flat tensors (safetensors) and plain JSON."""
+    """Split an optimizer state dict into flat tensors (safetensors) and plain values (JSON)."""
     state = optimizer.state_dict()
-    tensors = {
-        f"{idx}.{name}": value if torch.is_tensor(value) else torch.tensor(value)
-        for idx, slots in state["state"].items()
-        for name, value in slots.items()
-    }
-    return tensors, {"param_groups": state["param_groups"]}
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
 def restore_optimizer(
     optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
 ) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        idx, name = key.split(".", 1)
-        state.setdefault(int(idx), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    """Inverse of `optimizer_tensors` (JSON turns tuples such as Adam's betas into lists)."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    for index, values in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    groups = [
+        {k: tuple(v) if k == "betas" else v for k, v in group.items()}
+        for group in meta["param_groups"]
+    ]
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
