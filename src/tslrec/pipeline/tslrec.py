@@ -139,9 +139,10 @@ def downstream(
             backbone_cfg, dataset, item_embedding=embedding, tag=tag, meta=meta, progress=progress
         )
         enhanced_seconds = time.perf_counter() - start
+        plain_dir, enhanced_dir = run_dir(backbone_cfg), run_dir(backbone_cfg, tag)
         test = paired_test(
-            pl.read_parquet(run_dir(backbone_cfg) / "test_per_user.parquet"),
-            pl.read_parquet(run_dir(backbone_cfg, tag) / "test_per_user.parquet"),
+            pl.read_parquet(plain_dir / "test_per_user.parquet"),
+            pl.read_parquet(enhanced_dir / "test_per_user.parquet"),
         )
         rows.append(
             {
@@ -152,6 +153,8 @@ def downstream(
                 "plain_train_seconds": plain_seconds,
                 "enhanced_train_seconds": enhanced_seconds,
                 "paired_test_NDCG@10": test,
+                "plain_dir": str(plain_dir),
+                "enhanced_dir": str(enhanced_dir),
             }
         )
     return rows
