@@ -44,3 +44,25 @@ def test_recommend_without_training_says_what_to_do(tmp_path):
     cfg = _config_file(tmp_path)
     result = runner.invoke(app, ["recommend", "-c", str(cfg), "--user", "u1"])
     assert result.exit_code == 2 and "run `tslrec train`" in result.output
+
+
+def test_bad_data_file_exits_non_zero_naming_file_and_line(tmp_path):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("user,item,ts\nu1,i1,100\nu1,i2,yesterday\n")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "output_dir": str(tmp_path / "run"),
+                "data": {
+                    "format": "table",
+                    "path": str(csv),
+                    "columns": {"user": "user", "item": "item", "timestamp": "ts"},
+                },
+            }
+        )
+    )
+    result = runner.invoke(app, ["data", "prepare", "-c", str(cfg)])
+    assert result.exit_code == 2
+    assert "bad.csv" in result.output and "line 3" in result.output and "'ts'" in result.output
+    assert not (tmp_path / "run" / "data").exists()
