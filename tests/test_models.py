@@ -66,8 +66,8 @@ def test_enhanced_item_embeddings_train_and_round_trip(tmp_path, mode):
     assert torch.allclose(model.score(seqs), loaded.eval().score(seqs))
 
 
-def test_pca_init_keeps_the_external_geometry_at_init_scale():
-    from tslrec.models.item_embedding import pca_matrix
+def test_pca_init_keeps_the_standardised_geometry_at_init_scale():
+    from tslrec.models.item_embedding import _standardise, pca_matrix
 
     torch.manual_seed(0)
     base = torch.randn(40, 3)
@@ -76,7 +76,8 @@ def test_pca_init_keeps_the_external_geometry_at_init_scale():
     assert reduced.shape == (40, 3)
     assert reduced.std().item() == pytest.approx(0.02, rel=1e-3)
     # pairwise distances are preserved up to one scale factor: PCA of a rank-3 table is exact
-    d_ext, d_red = torch.cdist(external[1:], external[1:]), torch.cdist(reduced, reduced)
+    standard = _standardise(external)[1:]  # columns standardised first, then projected
+    d_ext, d_red = torch.cdist(standard, standard), torch.cdist(reduced, reduced)
     off_diagonal = ~torch.eye(40, dtype=torch.bool)
     ratio = d_red[off_diagonal] / d_ext[off_diagonal]
     assert torch.allclose(ratio, ratio.mean().expand_as(ratio), rtol=1e-3)

@@ -91,7 +91,7 @@ def data_stats(config: ConfigOption = None, set_: SetOption = None) -> None:
     from tslrec.pipeline.backbone import load_dataset
 
     dataset = load_dataset(_config(config, set_))
-    table = Table(title=f"{dataset.manifest['name']} ({dataset.manifest['source']})")
+    table = Table(title=dataset.manifest["source"])
     table.add_column("statistic")
     table.add_column("value", justify="right")
     for key, value in dataset.stats().items():

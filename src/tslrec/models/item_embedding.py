@@ -100,11 +100,13 @@ def pca_matrix(
     """PCA of the real rows of an (N+1, D) table to (N, hidden_size), rescaled to init scale `std`.
 
     Keeping the usual initialisation scale lets the backbone train with its normal learning rate;
-    what the LLM contributes is the geometry (which items are close), not the magnitude.
+    what the LLM contributes is the geometry (which items are close), not the magnitude. Columns
+    are standardised first: LLM states carry a few huge "outlier" dimensions that would otherwise
+    be all that PCA keeps.
     """
     from sklearn.decomposition import PCA
 
-    rows = external[1:].double().numpy()
+    rows = _standardise(external)[1:].double().numpy()
     reduced = PCA(n_components=hidden_size, random_state=seed).fit_transform(rows)
     reduced = reduced / reduced.std(ddof=1) * std
     return torch.from_numpy(reduced).float()
