@@ -47,8 +47,7 @@ def main() -> None:
             "backbone": backbone,
             "overrides": args.set,
             "max_len": cfg.model.max_len,
-            "protocol": f"leave-one-out, {cfg.eval.protocol} ranking, seen items "
-            + ("masked" if cfg.eval.mask_seen else "not masked"),
+            "protocol": cfg.eval.describe(),
             "dataset_stats": dataset.stats(),
             "test_HR@10": record["test"]["HR@10"],
             "test_NDCG@10": record["test"]["NDCG@10"],

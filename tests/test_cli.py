@@ -66,3 +66,12 @@ def test_bad_data_file_exits_non_zero_naming_file_and_line(tmp_path):
     assert result.exit_code == 2
     assert "bad.csv" in result.output and "line 3" in result.output and "'ts'" in result.output
     assert not (tmp_path / "run" / "data").exists()
+
+
+def test_evaluate_refuses_a_model_trained_under_other_settings(tmp_path):
+    cfg = _config_file(tmp_path)
+    assert runner.invoke(app, ["train", "-c", str(cfg), "-s", "train.epochs=1"]).exit_code == 0
+    result = runner.invoke(
+        app, ["evaluate", "-c", str(cfg), "-s", "train.epochs=1", "-s", "train.lr=0.5"]
+    )
+    assert result.exit_code == 2 and "other 'train' settings" in result.output

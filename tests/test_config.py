@@ -21,8 +21,8 @@ def test_wrong_type_is_named(tmp_path):
 def test_overrides_keep_yaml_types(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  lr: 0.1\n")
-    cfg = load_config(path, ["train.lr=0.002", "eval.ks=[1, 3]", "model.name=gru4rec"])
-    assert cfg.train.lr == 0.002 and cfg.eval.ks == [1, 3] and cfg.model.name == "gru4rec"
+    cfg = load_config(path, ["train.lr=0.002", "eval.ks=[10, 1]", "model.name=gru4rec"])
+    assert cfg.train.lr == 0.002 and cfg.eval.ks == [1, 10] and cfg.model.name == "gru4rec"
 
 
 def test_shipped_configs_are_valid():
@@ -32,3 +32,8 @@ def test_shipped_configs_are_valid():
     assert configs, "configs/ should ship at least one config"
     for path in configs:
         load_config(path)
+
+
+def test_ks_must_include_the_early_stopping_cutoff():
+    with pytest.raises(ConfigError, match=r"key 'eval.ks'.*include 10"):
+        load_config(None, ["eval.ks=[5, 20]"])

@@ -58,17 +58,13 @@ def _config(
 
 
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
+    ks = sorted({int(key.split("@")[1]) for key in metrics if "@" in key})
     table = Table(title=title)
-    for k in (5, 10, 20):
+    table.add_column("metric")
+    for k in ks:
         table.add_column(f"@{k}", justify="right")
     for name in ("HR", "NDCG", "MRR"):
-        table.add_row(
-            *(
-                f"{name} {metrics[f'{name}@{k}']:.4f}"
-                for k in (5, 10, 20)
-                if f"{name}@{k}" in metrics
-            )
-        )
+        table.add_row(name, *(f"{metrics[f'{name}@{k}']:.4f}" for k in ks))
     console.print(table)
 
 
@@ -110,7 +106,7 @@ def train(
     cfg = _config(config, set_, backbone)
     record = train_and_evaluate(cfg, load_dataset(cfg))
     _print_metrics(
-        f"{cfg.model.name} on {cfg.data.name}: test ({cfg.eval.protocol} ranking)", record["test"]
+        f"{cfg.model.name} on {cfg.data.name}: test ({cfg.eval.describe()})", record["test"]
     )
     console.print(
         f"best epoch {record['best_epoch']}, {record['seconds_per_epoch']:.1f} s/epoch, "
@@ -127,6 +123,13 @@ def _load_trained(cfg: Config):
         raise TslrecError(
             f"{path}: no trained model; run `tslrec train` with the same config first"
         )
+    trained = load_config(run_dir(cfg) / "config.yaml")
+    for section in ("data", "model", "train"):
+        if getattr(trained, section) != getattr(cfg, section):
+            raise TslrecError(
+                f"{run_dir(cfg)} was trained with other '{section}' settings than this config; "
+                "run `tslrec train` with it first"
+            )
     model, _ = load_model(path)
     return model.eval()
 
@@ -146,11 +149,10 @@ def evaluate(
     if split not in ("valid", "test"):
         raise TslrecError(f"--split must be 'valid' or 'test', got '{split}'")
     cfg = _config(config, set_, backbone)
-    result = run_evaluation(_load_trained(cfg), load_dataset(cfg), split, cfg.eval)  # type: ignore[arg-type]
+    dataset = load_dataset(cfg)
+    result = run_evaluation(_load_trained(cfg), dataset, split, cfg.eval)  # type: ignore[arg-type]
     _print_metrics(
-        f"{cfg.model.name} on {cfg.data.name}: {split} ({cfg.eval.protocol} ranking, "
-        f"seen items {'masked' if cfg.eval.mask_seen else 'not masked'})",
-        result.metrics,
+        f"{cfg.model.name} on {cfg.data.name}: {split} ({cfg.eval.describe()})", result.metrics
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tslrec.errors import ConfigError
 
@@ -78,6 +78,18 @@ class EvalConfig(StrictModel):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
     mask_seen: bool = False
     batch_size: int = Field(512, ge=1)
+
+    @field_validator("ks")
+    @classmethod
+    def _ks_include_10(cls, ks: list[int]) -> list[int]:
+        if 10 not in ks or min(ks) < 1:
+            raise ValueError("must be positive and include 10 (early stopping uses NDCG@10)")
+        return sorted(set(ks))
+
+    def describe(self) -> str:
+        """The protocol in words, printed and saved with every result."""
+        seen = "masked" if self.mask_seen else "not masked"
+        return f"leave-one-out, {self.protocol} ranking, seen items {seen}"
 
 
 class LLMConfig(StrictModel):

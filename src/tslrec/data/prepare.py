@@ -166,16 +166,17 @@ def prepare_dataset(
     negatives = _sample_negatives(
         interactions, users.height, items.height, cfg.num_sampled_negatives, cfg.negatives_seed
     )
-    content = hashlib.sha256(
-        interactions["user_idx"].to_numpy().tobytes()
-        + interactions["item_idx"].to_numpy().tobytes()
-    ).hexdigest()
+    content = hashlib.sha256()
+    for column in (interactions["user_idx"], interactions["item_idx"]):
+        content.update(column.to_numpy().tobytes())
+    for column in ("valid_negatives", "test_negatives"):
+        content.update(np.array(negatives[column].to_list(), dtype=np.int64).tobytes())
     manifest = {
         "format_version": FORMAT_VERSION,
         "name": cfg.name,
         "source": raw.source,
         "input_fingerprint": fingerprint,
-        "content_hash": content,
+        "content_hash": content.hexdigest(),
         "settings": cfg.model_dump(mode="json"),
         "split": "chronological leave-one-out (last = test, second-to-last = validation)",
         "raw_interactions": raw.interactions.height,

@@ -105,8 +105,6 @@ def embed_items(
     finally:
         model.train(was_training)
     seconds = time.perf_counter() - start
-    _save_final(output_path, table, key, builder, cfg.pooling)
-    partial_path(output_path).unlink(missing_ok=True)
     rate = len(todo) / seconds if seconds > 0 else float("inf")
     log.info("embedded %d items in %.1fs (%.1f items/s)", len(todo), seconds, rate)
     write_json(
@@ -119,6 +117,8 @@ def embed_items(
             "items_per_second": rate,
         },
     )
+    _save_final(output_path, table, key, builder, cfg.pooling)
+    partial_path(output_path).unlink(missing_ok=True)
     return table
 
 

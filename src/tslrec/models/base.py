@@ -16,6 +16,13 @@ from tslrec.config import ModelConfig
 from tslrec.models.item_embedding import IdEmbedding, ItemEmbedding
 
 
+def fit_width(seqs: torch.Tensor, width: int) -> torch.Tensor:
+    """Keep the last `width` columns of left-padded sequences, padding on the left if narrower."""
+    if seqs.size(1) >= width:
+        return seqs[:, -width:]
+    return torch.nn.functional.pad(seqs, (width - seqs.size(1), 0))
+
+
 class SequentialRecommender(nn.Module):
     objective: ClassVar[Literal["causal", "masked"]] = "causal"
 
@@ -42,7 +49,12 @@ class SequentialRecommender(nn.Module):
         return history
 
     def score(self, history: torch.Tensor) -> torch.Tensor:
-        """Scores of all items (B, N+1) for the item following each left-padded history."""
+        """Scores of all items (B, N+1) for the item following each left-padded history.
+
+        Histories of any width are cut or left-padded to `max_len` first, so the positions the
+        model sees never depend on how wide the caller's batch happened to be.
+        """
+        history = fit_width(history, self.cfg.max_len)
         table = self.item_embedding.table()
         hidden = self.encode(self.prediction_input(history), table)[:, -1]
         return hidden @ table.T

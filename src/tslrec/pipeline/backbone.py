@@ -41,7 +41,9 @@ def stage_key(*parts: object) -> str:
 
 def settings_key(cfg: Config, dataset: SequenceDataset, meta: dict | None) -> str:
     """What a trained model depends on: a finished run is reused only if this is unchanged."""
-    return stage_key(dataset.manifest["content_hash"], cfg.model, cfg.train, cfg.eval, meta)
+    train = cfg.train.model_dump(exclude={"num_threads", "ce_chunk_size"})
+    evaluation = cfg.eval.model_dump(exclude={"batch_size"})
+    return stage_key(dataset.manifest["content_hash"], cfg.model, train, evaluation, meta)
 
 
 def read_json_or_none(path: Path) -> object:

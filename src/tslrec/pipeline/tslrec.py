@@ -47,15 +47,28 @@ def stage1_and_2(
     Returns the path of the (N+1, D) enhanced table and the stage statistics. Nothing is
     recomputed when the table for these exact settings exists already.
     """
-    key1 = stage_key(stage0_key, cfg.categories, cfg.prompt, cfg.sft, cfg.llm.model, cfg.llm.dtype)
-    key2 = stage_key(key1, cfg.augment)
+    from tslrec.llm.prompts import TEMPLATE_VERSION
+
+    # the input fingerprint covers item text, which reaches the prompts but not stage 0
+    text_key = dataset.manifest["input_fingerprint"]
+    key1 = stage_key(
+        stage0_key,
+        text_key,
+        TEMPLATE_VERSION,
+        cfg.categories,
+        cfg.prompt,
+        cfg.sft,
+        cfg.llm.model,
+        cfg.llm.dtype,
+    )
+    key2 = stage_key(key1, cfg.augment.pooling)
     stage1_dir = cfg.output_dir / "stage1" / key1
     table_path = cfg.output_dir / "stage2" / key2 / EMBEDDINGS
     stats_file = table_path.parent / "stages.json"
     if table_path.is_file() and stats_file.is_file():
         return table_path, read_json(stats_file)
 
-    from tslrec.llm.augment import embed_items
+    from tslrec.llm.augment import embed_items, stats_path
     from tslrec.llm.backbone import load_causal_lm
     from tslrec.llm.categories import LatentCategories, fit_categories
     from tslrec.llm.preference_model import PreferenceModel
@@ -110,7 +123,7 @@ def stage1_and_2(
         "sft": asdict(sft),
         "sft_seconds": seconds_sft,
         "embed_seconds": seconds_embed,
-        "embed": read_json(table_path.with_name(table_path.stem + ".stats.json")),
+        "embed": read_json(stats_path(table_path)),
     }
     write_json(stats_file, stats)
     return table_path, stats
@@ -183,8 +196,7 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
         "dataset": cfg.data.name,
         "dataset_stats": dataset.stats(),
         "llm": cfg.llm.model,
-        "protocol": f"leave-one-out, {cfg.eval.protocol} ranking, seen items "
-        + ("masked" if cfg.eval.mask_seen else "not masked"),
+        "protocol": cfg.eval.describe(),
         "rows": rows,
         "stages": stages,
         "stage0": {k: stage0_record[k] for k in ("best_epoch", "seconds", "seconds_per_epoch")},
@@ -198,7 +210,8 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
 
 def results_markdown(results: dict) -> str:
     """The plain-vs-enhanced table, ready to paste: HR/NDCG@5/10/20 and the relative change."""
-    metrics = [f"{m}@{k}" for k in (5, 10, 20) for m in ("HR", "NDCG")]
+    ks = sorted({int(key.split("@")[1]) for key in results["rows"][0]["plain"] if "@" in key})
+    metrics = [f"{m}@{k}" for k in ks for m in ("HR", "NDCG")]
     lines = [
         f"TSLRec on {results['dataset']} with {results['llm']} ({results['protocol']})",
         "",
