@@ -54,3 +54,23 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config)
     assert changed["stages"]["categories_k"] == 3
     assert len(set((cfg.output_dir / "stage1").iterdir()) - stage1_dirs) == 1
     assert changed["stage0"] == results["stage0"]
+
+
+def test_llm_stages_see_only_training_prefixes(pipeline_config, monkeypatch):
+    import tslrec.llm.sft as sft
+    from tslrec.pipeline.backbone import load_dataset
+
+    seen = {}
+    real = sft.user_level_samples
+
+    def spy(train_sequences, *args, **kwargs):
+        seen["sequences"] = [list(s) for s in train_sequences]
+        return real(train_sequences, *args, **kwargs)
+
+    monkeypatch.setattr(sft, "user_level_samples", spy)
+    cfg = pipeline_config(enhance={"backbones": ["sasrec"]})
+    run_tslrec(cfg, progress=False)
+    dataset = load_dataset(cfg)
+    for user, sequence in enumerate(seen["sequences"]):
+        full = dataset.sequences[user].tolist()
+        assert sequence == full[:-2], "the SFT prompt and target use the training prefix only"

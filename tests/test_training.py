@@ -61,3 +61,29 @@ def test_best_checkpoint_round_trips(cyclic):
     assert evaluate(model, ds, "test", cfg.eval).metrics["NDCG@10"] == pytest.approx(
         record["test"]["NDCG@10"]
     )
+
+
+def test_resuming_under_other_settings_is_refused(cyclic):
+    from tslrec.errors import TslrecError
+
+    tmp_path, csv = cyclic
+    cfg = tiny_config(tmp_path, csv, train={"epochs": 1})
+    ds = load_dataset(cfg)
+    fit(
+        build_model(ds.num_items, cfg.model),
+        ds,
+        cfg.train,
+        cfg.eval,
+        tmp_path / "r",
+        progress=False,
+    )
+    other = cfg.train.model_copy(update={"lr": 0.5, "epochs": 2})
+    with pytest.raises(TslrecError, match="other settings"):
+        fit(
+            build_model(ds.num_items, cfg.model),
+            ds,
+            other,
+            cfg.eval,
+            tmp_path / "r",
+            progress=False,
+        )

@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+from accelerate import PartialState
 from accelerate.utils import set_seed
 
 from tslrec.config import Config, save_config
@@ -31,7 +32,8 @@ def dataset_dir(cfg: Config) -> Path:
 
 def load_dataset(cfg: Config) -> SequenceDataset:
     """The prepared dataset for this config, prepared now if missing or out of date."""
-    return prepare_dataset(cfg.data, dataset_dir(cfg))
+    with PartialState().main_process_first():
+        return prepare_dataset(cfg.data, dataset_dir(cfg))
 
 
 def stage_key(*parts: object) -> str:
@@ -44,10 +46,6 @@ def settings_key(cfg: Config, dataset: SequenceDataset, meta: dict | None) -> st
     train = cfg.train.model_dump(exclude={"num_threads", "ce_chunk_size"})
     evaluation = cfg.eval.model_dump(exclude={"batch_size"})
     return stage_key(dataset.manifest["content_hash"], cfg.model, train, evaluation, meta)
-
-
-def read_json_or_none(path: Path) -> object:
-    return read_json(path) if path.is_file() else None
 
 
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
@@ -74,16 +72,21 @@ def train_and_evaluate(
         record = read_json(out / RESULTS)
         if record.get("settings_key") == settings:
             return record
-    if out.exists() and read_json_or_none(out / "settings.json") != settings:
-        shutil.rmtree(out)  # trained under other settings: neither reusable nor resumable
-    write_json(out / "settings.json", settings)
-    save_config(cfg, out / "config.yaml")
+    process = PartialState()  # under `accelerate launch`, only the main process writes
+    if process.is_main_process:
+        saved = out / "settings.json"
+        if out.exists() and (not saved.is_file() or read_json(saved) != settings):
+            shutil.rmtree(out)  # trained under other settings: neither reusable nor resumable
+        write_json(saved, settings)
+        save_config(cfg, out / "config.yaml")
+    process.wait_for_everyone()
     set_seed(cfg.train.seed)
     model = build_model(dataset.num_items, cfg.model, item_embedding)
     result = fit(model, dataset, cfg.train, cfg.eval, out, meta=meta, progress=progress)
     test = evaluate(model, dataset, "test", cfg.eval)
-    with atomic_path(out / "test_per_user.parquet") as tmp:
-        test.per_user.write_parquet(tmp)
+    if process.is_main_process:
+        with atomic_path(out / "test_per_user.parquet") as tmp:
+            test.per_user.write_parquet(tmp)
     record = {
         "tag": tag or cfg.model.name,
         "backbone": cfg.model.name,
@@ -100,5 +103,7 @@ def train_and_evaluate(
         "settings_key": settings,
         **(meta or {}),
     }
-    write_json(out / RESULTS, record)
+    if process.is_main_process:
+        write_json(out / RESULTS, record)
+    process.wait_for_everyone()
     return record

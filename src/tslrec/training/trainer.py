@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from tslrec.config import EvalConfig, TrainConfig
 from tslrec.data.dataset import SequenceDataset
+from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
 from tslrec.models import SequentialRecommender
@@ -80,17 +81,30 @@ def _batch_loss(
     return LOSSES[cfg.loss](hidden[selected], targets[selected], table, cfg)
 
 
-def _save_state(path: Path, model, optimizer, state: TrainState) -> None:
+def _resume_key(model: SequentialRecommender, cfg: TrainConfig) -> dict:
+    """What must match for a saved state to be resumed (more epochs or patience are fine)."""
+    shapes = {name: list(t.shape) for name, t in model.state_dict().items()}
+    train = cfg.model_dump(exclude={"epochs", "patience", "num_threads", "ce_chunk_size"})
+    return {"model": model.cfg.model_dump(), "train": train, "shapes": shapes}
+
+
+def _save_state(path: Path, model, optimizer, state: TrainState, key: dict) -> None:
     tensors, optim_meta = optimizer_tensors(optimizer)
     with atomic_dir(path) as tmp:
         save_tensors(tmp / MODEL_FILE, model.state_dict())
         save_tensors(tmp / "optimizer.safetensors", tensors)
-        write_json(tmp / "trainer.json", {"state": asdict(state), "optimizer": optim_meta})
+        meta = {"state": asdict(state), "optimizer": optim_meta, "resume_key": key}
+        write_json(tmp / "trainer.json", meta)
 
 
-def _load_state(path: Path, model, optimizer) -> TrainState:
-    model.load_state_dict(load_tensors(path / MODEL_FILE))
+def _load_state(path: Path, model, optimizer, key: dict) -> TrainState:
     meta = read_json(path / "trainer.json")
+    if meta.get("resume_key") != key:
+        raise TslrecError(
+            f"{path}: a training state from another model or other settings; "
+            "use a new output directory or delete this one"
+        )
+    model.load_state_dict(load_tensors(path / MODEL_FILE))
     restore_optimizer(optimizer, load_tensors(path / "optimizer.safetensors"), meta["optimizer"])
     return TrainState(**meta["state"])
 
@@ -117,9 +131,9 @@ def fit(
     optimizer = torch.optim.Adam(
         model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
     )
-    state = TrainState()
+    state, key = TrainState(), _resume_key(model, train_cfg)
     if (output_dir / "state" / "trainer.json").is_file():
-        state = _load_state(output_dir / "state", model, optimizer)
+        state = _load_state(output_dir / "state", model, optimizer, key)
     loader = DataLoader(
         _training_tensors(model, dataset), batch_size=train_cfg.batch_size, shuffle=True
     )
@@ -163,7 +177,7 @@ def fit(
         else:
             state.bad_epochs += 1
         if accelerator.is_main_process:
-            _save_state(output_dir / "state", plain, optimizer, state)
+            _save_state(output_dir / "state", plain, optimizer, state, key)
             write_json(output_dir / "history.json", state.history)
         bar.update(1)
         bar.set_postfix(
