@@ -16,7 +16,7 @@ import polars as pl
 import torch
 from accelerate.utils import set_seed
 
-from tslrec.config import Config
+from tslrec.config import Config, save_config
 from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.significance import paired_test
 from tslrec.io import atomic_path, read_json, write_json
@@ -203,6 +203,7 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
         "wall_seconds_this_run": timings,
     }
     write_json(cfg.output_dir / "results.json", results)
+    save_config(cfg, cfg.output_dir / "config.yaml")
     with atomic_path(cfg.output_dir / "results.md") as tmp:
         tmp.write_text(results_markdown(results) + "\n")
     return results
