@@ -10,20 +10,15 @@ benchmarks/results/augment-throughput-<dataset>.json and prints it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
+from common import arguments, publish
 
 from tslrec.config import load_config
-from tslrec.io import write_json
-from tslrec.llm.backbone import load_causal_lm
-from tslrec.llm.preference_model import PreferenceModel
-from tslrec.llm.prompts import PromptBuilder
 from tslrec.llm.sft import pad_batch
 from tslrec.pipeline.backbone import load_dataset
+from tslrec.pipeline.tslrec import build_preference_model
 
 
 def _timed(step, batches) -> float:
@@ -35,27 +30,11 @@ def _timed(step, batches) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--set", nargs="*", default=[], help="config overrides")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
+    args = arguments(__doc__)
     cfg = load_config(args.config, args.set)
     dataset = load_dataset(cfg)
-    llm, tokenizer = load_causal_lm(cfg.llm)
-    text = dataset.has_text
-    builder = PromptBuilder(
-        tokenizer,
-        cfg.prompt,
-        dataset.num_items,
-        dataset.titles if text else None,
-        dataset.attributes if text else None,
-    )
-    model = PreferenceModel(
-        llm, cfg.categories.k, cfg.sft, builder.item_token_ids, builder.vocab_size
-    ).eval()
+    model, builder = build_preference_model(cfg, dataset, cfg.categories.k)
+    model.eval()
     prompts = sorted((builder.build([i]) for i in range(1, dataset.num_items + 1)), key=len)
     size = cfg.augment.batch_size
     batches = [pad_batch(prompts[i : i + size]) for i in range(0, len(prompts), size)]
@@ -81,8 +60,7 @@ def main() -> None:
         "stage2_over_raw": raw_seconds / tslrec_seconds,
         "torch_threads": torch.get_num_threads(),
     }
-    write_json(args.out / f"augment-throughput-{cfg.data.name}.json", figures)
-    print(json.dumps(figures, indent=2))
+    publish(args.out / f"augment-throughput-{cfg.data.name}.json", figures)
 
 
 if __name__ == "__main__":

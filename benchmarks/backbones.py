@@ -10,31 +10,20 @@ peak resident memory.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
+import re
 import shutil
 import time
-from pathlib import Path
 
 import torch
+from common import arguments, publish
 
 from tslrec.config import load_config
-from tslrec.io import write_json
 from tslrec.pipeline.backbone import load_dataset, train_and_evaluate
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--backbone", nargs="+", default=["sasrec"])
-    parser.add_argument(
-        "--set", nargs="*", default=[], help="config overrides, e.g. train.lr=0.002"
-    )
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
+    args = arguments(__doc__, (("--backbone",), {"nargs": "+", "default": ["sasrec"]}))
     for backbone in args.backbone:
         cfg = load_config(args.config, [*args.set, f"model.name={backbone}"])
         dataset = load_dataset(cfg)
@@ -61,11 +50,8 @@ def main() -> None:
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
             "torch": torch.__version__,
         }
-        suffix = "-".join(s.replace("=", "_") for s in args.set)
-        write_json(
-            args.out / f"{cfg.data.name}-{backbone}{'-' + suffix if suffix else ''}.json", figures
-        )
-        print(json.dumps(figures, indent=2))
+        name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([cfg.data.name, backbone, *args.set]))
+        publish(args.out / f"{name}.json", figures)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,9 @@ benchmarks/results/sft-efficiency-<dataset>.json and prints it.
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
+from common import arguments, publish
 
 from tslrec.config import load_config
-from tslrec.io import write_json
 from tslrec.llm.sft import count_instance_samples
 from tslrec.pipeline.backbone import load_dataset
 from tslrec.pipeline.tslrec import run_tslrec
@@ -38,13 +35,7 @@ def _summary(results: dict) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--set", nargs="*", default=[], help="config overrides")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
+    args = arguments(__doc__)
     base = [*args.set, "enhance.backbones=[sasrec]"]
     user = _summary(run_tslrec(load_config(args.config, [*base, "sft.level=user"]), progress=False))
     cfg = load_config(args.config, base)
@@ -72,8 +63,7 @@ def main() -> None:
         "note": "instance-level trained on a seeded subset of as many samples as user-level "
         "(equal compute); its full-epoch seconds are seconds_per_sample x samples_per_epoch",
     }
-    write_json(args.out / f"sft-efficiency-{cfg.data.name}.json", figures)
-    print(json.dumps(figures, indent=2))
+    publish(args.out / f"sft-efficiency-{cfg.data.name}.json", figures)
 
 
 if __name__ == "__main__":

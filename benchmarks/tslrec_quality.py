@@ -9,29 +9,20 @@ benchmarks/results/quality-<dataset>.json and prints it.
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from common import arguments, publish
 
 from tslrec.config import load_config
 from tslrec.evaluation.significance import paired_test_scores, per_user_ndcg
-from tslrec.io import write_json
 from tslrec.pipeline.backbone import load_dataset
 from tslrec.pipeline.tslrec import downstream, stage0, stage1_and_2
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44])
-    parser.add_argument("--set", nargs="*", default=[], help="config overrides")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
+    args = arguments(__doc__, (("--seeds",), {"nargs": "+", "type": int, "default": [42, 43, 44]}))
     cfg = load_config(args.config, args.set)
     dataset = load_dataset(cfg)
     stage0_record, item_embeddings = stage0(cfg, dataset, progress=False)
@@ -71,8 +62,7 @@ def main() -> None:
         "stages": {k: v for k, v in stages.items() if k not in ("prompt",)},
         "runs": runs,
     }
-    write_json(args.out / f"quality-{cfg.data.name}.json", figures)
-    print(json.dumps({"summary": summary, "seeds": args.seeds}, indent=2))
+    publish(args.out / f"quality-{cfg.data.name}.json", figures)
 
 
 def _pooled_test(rows: list[dict]) -> dict:

@@ -20,6 +20,9 @@ from tslrec.config import Config, save_config
 from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.significance import paired_test
 from tslrec.io import atomic_path, read_json, write_json
+from tslrec.llm.backbone import load_causal_lm
+from tslrec.llm.preference_model import PreferenceModel
+from tslrec.llm.prompts import PromptBuilder
 from tslrec.models.item_embedding import build_item_embedding
 from tslrec.pipeline.backbone import load_dataset, run_dir, stage_key, train_and_evaluate
 from tslrec.training.checkpoint import load_model
@@ -37,6 +40,26 @@ def stage0(cfg: Config, dataset: SequenceDataset, progress: bool) -> tuple[dict,
     record = train_and_evaluate(sasrec, dataset, progress=progress)
     model, _ = load_model(run_dir(sasrec) / "best")
     return record, model.item_embeddings()
+
+
+def build_preference_model(
+    cfg: Config, dataset: SequenceDataset, num_categories: int
+) -> tuple[PreferenceModel, PromptBuilder]:
+    """The LLM with fresh LoRA adapters and head, and the prompt builder for this dataset."""
+    llm, tokenizer = load_causal_lm(cfg.llm)
+    text = dataset.has_text
+    builder = PromptBuilder(
+        tokenizer,
+        cfg.prompt,
+        dataset.num_items,
+        dataset.titles if text else None,
+        dataset.attributes if text else None,
+    )
+    set_seed(cfg.sft.seed)
+    model = PreferenceModel(
+        llm, num_categories, cfg.sft, builder.item_token_ids, builder.vocab_size
+    )
+    return model, builder
 
 
 def stage1_and_2(
@@ -69,10 +92,7 @@ def stage1_and_2(
         return table_path, read_json(stats_file)
 
     from tslrec.llm.augment import embed_items, stats_path
-    from tslrec.llm.backbone import load_causal_lm
     from tslrec.llm.categories import LatentCategories, fit_categories
-    from tslrec.llm.preference_model import PreferenceModel
-    from tslrec.llm.prompts import PromptBuilder
     from tslrec.llm.sft import fine_tune, instance_level_samples, user_level_samples
 
     start = time.perf_counter()
@@ -85,17 +105,7 @@ def stage1_and_2(
     seconds_categories = time.perf_counter() - start
 
     start = time.perf_counter()
-    llm, tokenizer = load_causal_lm(cfg.llm)
-    text = dataset.has_text
-    builder = PromptBuilder(
-        tokenizer,
-        cfg.prompt,
-        dataset.num_items,
-        dataset.titles if text else None,
-        dataset.attributes if text else None,
-    )
-    set_seed(cfg.sft.seed)
-    model = PreferenceModel(llm, categories.k, cfg.sft, builder.item_token_ids, builder.vocab_size)
+    model, builder = build_preference_model(cfg, dataset, categories.k)
     seconds_load = time.perf_counter() - start
 
     start = time.perf_counter()

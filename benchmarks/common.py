@@ -1,0 +1,30 @@
+"""What every benchmark script shares: its arguments and where its JSON goes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tslrec.io import write_json
+
+
+def arguments(doc: str | None, *extra: tuple[tuple[str, ...], dict]) -> argparse.Namespace:
+    """--config, --set and --out, plus any script-specific arguments."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument(
+        "--set", nargs="*", default=[], help="config overrides, e.g. train.lr=0.002"
+    )
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    for names, options in extra:
+        parser.add_argument(*names, **options)
+    return parser.parse_args()
+
+
+def publish(path: Path, figures: dict) -> None:
+    """Write the figures as JSON and print them."""
+    write_json(path, figures)
+    print(json.dumps(figures, indent=2))
