@@ -56,6 +56,8 @@ class ModelConfig(StrictModel):
     num_layers: int = Field(2, ge=1)
     num_heads: int = Field(1, ge=1)
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    # dropout on the T x T attention weights; its random masks are ~25% of a CPU step at T=200
+    attention_dropout: bool = True
     max_len: int = Field(50, ge=2)
     mask_prob: float = Field(0.2, gt=0.0, lt=1.0)
 
@@ -70,6 +72,8 @@ class TrainConfig(StrictModel):
     weight_decay: float = Field(0.0, ge=0.0)
     patience: int = Field(10, ge=1)
     seed: int = 42
+    # bf16 autocast (accelerate): ~2x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs
+    mixed_precision: Literal["no", "bf16"] = "no"
     num_threads: int | None = None
 
 

@@ -8,11 +8,14 @@ from torch import nn
 
 
 class TransformerBlock(nn.Module):
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
+    def __init__(
+        self, hidden_size: int, num_heads: int, dropout: float, attention_dropout: bool = True
+    ) -> None:
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
-        self.num_heads, self.dropout = num_heads, dropout
+        self.num_heads = num_heads
+        self.attention_dropout = dropout if attention_dropout else 0.0
         self.norm1 = nn.LayerNorm(hidden_size)
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.proj = nn.Linear(hidden_size, hidden_size)
@@ -33,7 +36,7 @@ class TransformerBlock(nn.Module):
             z.view(b, t, self.num_heads, h // self.num_heads).transpose(1, 2) for z in (q, k, v)
         )
         attn = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, attn_mask=allowed, dropout_p=self.attention_dropout if self.training else 0.0
         )
         x = x + self.drop(self.proj(attn.transpose(1, 2).reshape(b, t, h)))
         return x + self.drop(self.ffn(self.norm2(x)))

@@ -21,7 +21,7 @@ class TransformerEncoder(nn.Module):
         nn.init.normal_(self.position.weight, std=0.02)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
-            TransformerBlock(cfg.hidden_size, cfg.num_heads, cfg.dropout)
+            TransformerBlock(cfg.hidden_size, cfg.num_heads, cfg.dropout, cfg.attention_dropout)
             for _ in range(cfg.num_layers)
         )
         self.norm = nn.LayerNorm(cfg.hidden_size)

@@ -127,7 +127,7 @@ def fit(
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
     set_seed(train_cfg.seed)
-    accelerator = Accelerator()
+    accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
     )
