@@ -1,7 +1,8 @@
 import numpy as np
 import torch
 
-from tslrec.training.batches import causal_windows, left_pad, mask_items, masked_windows
+from tslrec.data.dataset import left_pad
+from tslrec.training.batches import causal_windows, mask_items, masked_windows
 
 
 def test_left_pad_keeps_the_most_recent_items():

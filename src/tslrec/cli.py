@@ -169,8 +169,8 @@ def recommend(
     k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
 ) -> None:
     """Top-k items for a known user, or for a new user's raw item sequence."""
+    from tslrec.data.dataset import left_pad
     from tslrec.pipeline.backbone import load_dataset
-    from tslrec.training.batches import left_pad
 
     if (user is None) == (items is None):
         raise TslrecError("give exactly one of --user ID or --items ID1,ID2,...")

@@ -7,6 +7,7 @@ last from the training prefix plus the validation item.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -112,3 +113,17 @@ class SequenceDataset:
 
     def stats(self) -> dict:
         return self.manifest["stats"]
+
+    def histories(self, users: Sequence[int], split: Split, max_len: int) -> np.ndarray:
+        """Left-padded model inputs for predicting each user's validation or test item."""
+        return left_pad([self.history(u, split) for u in users], max_len)
+
+
+def left_pad(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """Keep the last `length` items of each sequence and pad on the left with 0."""
+    out = np.zeros((len(seqs), length), dtype=np.int64)
+    for row, seq in enumerate(seqs):
+        tail = seq[-length:]
+        if len(tail):
+            out[row, length - len(tail) :] = tail
+    return out

@@ -9,11 +9,10 @@ import polars as pl
 import torch
 
 from tslrec.config import EvalConfig
-from tslrec.data.dataset import SequenceDataset, Split
+from tslrec.data.dataset import SequenceDataset, Split, left_pad
 from tslrec.errors import TslrecError
 from tslrec.evaluation.metrics import metrics_from_ranks, target_ranks
 from tslrec.models.base import SequentialRecommender
-from tslrec.training.batches import histories, left_pad
 
 
 @dataclass
@@ -54,7 +53,7 @@ def evaluate(
     ranks = []
     for start in range(0, len(users), cfg.batch_size):
         batch = users[start : start + cfg.batch_size]
-        hist = torch.from_numpy(histories(dataset, batch, split, model.cfg.max_len)).to(device)
+        hist = torch.from_numpy(dataset.histories(batch, split, model.cfg.max_len)).to(device)
         targets = torch.from_numpy(targets_all[batch]).to(device)
         scores = model.score(hist).float()
         scores[:, 0] = float("-inf")

@@ -12,17 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from tslrec.data.dataset import SequenceDataset, Split
-
-
-def left_pad(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
-    """Keep the last `length` items of each sequence and pad on the left with 0."""
-    out = np.zeros((len(seqs), length), dtype=np.int64)
-    for row, seq in enumerate(seqs):
-        tail = seq[-length:]
-        if len(tail):
-            out[row, length - len(tail) :] = tail
-    return out
+from tslrec.data.dataset import left_pad
 
 
 def _windows(seq: np.ndarray, length: int) -> list[np.ndarray]:
@@ -57,10 +47,3 @@ def mask_items(
     inputs = windows.masked_fill(hide, mask_id)
     targets = windows.masked_fill(~hide, 0)
     return inputs, targets
-
-
-def histories(
-    dataset: SequenceDataset, users: Sequence[int], split: Split, max_len: int
-) -> np.ndarray:
-    """Left-padded inputs for predicting each user's validation or test item."""
-    return left_pad([dataset.history(u, split) for u in users], max_len)
