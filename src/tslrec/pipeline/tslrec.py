@@ -20,9 +20,12 @@ from tslrec.config import Config, save_config
 from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.significance import paired_test
 from tslrec.io import atomic_path, read_json, write_json
+from tslrec.llm import sft as sft_stage
+from tslrec.llm.augment import embed_items, load_item_embeddings, stats_path
 from tslrec.llm.backbone import load_causal_lm
+from tslrec.llm.categories import LatentCategories, fit_categories
 from tslrec.llm.preference_model import PreferenceModel
-from tslrec.llm.prompts import PromptBuilder
+from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.models.item_embedding import build_item_embedding
 from tslrec.pipeline.backbone import load_dataset, run_dir, stage_key, train_and_evaluate
 from tslrec.training.checkpoint import load_model
@@ -70,8 +73,6 @@ def stage1_and_2(
     Returns the path of the (N+1, D) enhanced table and the stage statistics. Nothing is
     recomputed when the table for these exact settings exists already.
     """
-    from tslrec.llm.prompts import TEMPLATE_VERSION
-
     # the input fingerprint covers item text, which reaches the prompts but not stage 0
     text_key = dataset.manifest["input_fingerprint"]
     key1 = stage_key(
@@ -91,10 +92,6 @@ def stage1_and_2(
     if table_path.is_file() and stats_file.is_file():
         return table_path, read_json(stats_file)
 
-    from tslrec.llm.augment import embed_items, stats_path
-    from tslrec.llm.categories import LatentCategories, fit_categories
-    from tslrec.llm.sft import fine_tune, instance_level_samples, user_level_samples
-
     start = time.perf_counter()
     categories_dir = stage1_dir / "categories"
     if (categories_dir / "categories.json").is_file():
@@ -111,12 +108,12 @@ def stage1_and_2(
     start = time.perf_counter()
     train = dataset.train_sequences()
     if cfg.sft.level == "user":
-        samples = user_level_samples(train, categories.labels, categories.k, builder)
+        samples = sft_stage.user_level_samples(train, categories.labels, categories.k, builder)
     else:
-        samples = instance_level_samples(
+        samples = sft_stage.instance_level_samples(
             train, categories.labels, categories.k, builder, cfg.sft.max_samples, cfg.sft.seed
         )
-    sft = fine_tune(model, samples, cfg.sft, stage1_dir / "sft")
+    sft = sft_stage.fine_tune(model, samples, cfg.sft, stage1_dir / "sft")
     seconds_sft = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -143,8 +140,6 @@ def downstream(
     cfg: Config, dataset: SequenceDataset, table_path: Path, key2: str, progress: bool
 ) -> list[dict]:
     """Plain and enhanced versions of each backbone, same hyper-parameters and seed."""
-    from tslrec.llm.augment import load_item_embeddings
-
     table, _ = load_item_embeddings(table_path)
     rows = []
     for name in cfg.enhance.backbones:
