@@ -3,8 +3,8 @@
     python benchmarks/backbones.py --config configs/ml-1m.yaml --backbone sasrec
     python benchmarks/backbones.py --config configs/ml-100k.yaml --backbone sasrec gru4rec bert4rec
 
-Each run trains from scratch in a fresh output directory (so timings are real, not cache hits)
-and records test HR/NDCG/MRR, epochs to best, seconds per epoch, seconds to the best epoch and
+Each run trains from scratch in a fresh output directory (so timings are real, not cache hits;
+`--resume` instead continues an interrupted run from its last epoch) and records test HR/NDCG/MRR, epochs to best, seconds per epoch, seconds to the best epoch and
 peak resident memory.
 """
 
@@ -23,12 +23,17 @@ from tslrec.pipeline.backbone import load_dataset, train_and_evaluate
 
 
 def main() -> None:
-    args = arguments(__doc__, (("--backbone",), {"nargs": "+", "default": ["sasrec"]}))
+    args = arguments(
+        __doc__,
+        (("--backbone",), {"nargs": "+", "default": ["sasrec"]}),
+        (("--resume",), {"action": "store_true", "help": "continue an interrupted run"}),
+    )
     for backbone in args.backbone:
         cfg = load_config(args.config, [*args.set, f"model.name={backbone}"])
         dataset = load_dataset(cfg)
         tag = f"bench-{backbone}"
-        shutil.rmtree(cfg.output_dir / "models" / tag, ignore_errors=True)
+        if not args.resume:
+            shutil.rmtree(cfg.output_dir / "models" / tag, ignore_errors=True)
         start = time.perf_counter()
         record = train_and_evaluate(cfg, dataset, tag=tag, progress=False)
         figures = {

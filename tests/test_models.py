@@ -81,3 +81,14 @@ def test_pca_init_keeps_the_standardised_geometry_at_init_scale():
     off_diagonal = ~torch.eye(40, dtype=torch.bool)
     ratio = d_red[off_diagonal] / d_ext[off_diagonal]
     assert torch.allclose(ratio, ratio.mean().expand_as(ratio), rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec"])
+def test_leading_padding_is_inert_so_training_batches_may_be_trimmed(name):
+    torch.manual_seed(0)
+    model = build_model(20, ModelConfig(name=name, hidden_size=16, max_len=8)).eval()
+    seqs = torch.tensor([[0, 0, 0, 0, 3, 4, 5, 6], [0, 0, 0, 7, 8, 9, 1, 2]])
+    full, _ = model(seqs)
+    trimmed, _ = model(seqs[:, 3:])
+    assert model.pads_are_inert
+    assert torch.allclose(full[:, 3:][seqs[:, 3:] != 0], trimmed[seqs[:, 3:] != 0], atol=1e-6)

@@ -25,6 +25,9 @@ def fit_width(seqs: torch.Tensor, width: int) -> torch.Tensor:
 
 class SequentialRecommender(nn.Module):
     objective: ClassVar[Literal["causal", "masked"]] = "causal"
+    # True when leading padding columns change no real position's output (attention hides them,
+    # positions count from the right), so a training batch may be cut to its longest sequence
+    pads_are_inert: ClassVar[bool] = False
 
     def __init__(
         self, num_items: int, cfg: ModelConfig, item_embedding: ItemEmbedding | None = None

@@ -13,6 +13,7 @@ from tslrec.models.sasrec import TransformerEncoder
 
 class BERT4Rec(SequentialRecommender):
     objective = "masked"
+    pads_are_inert = True
 
     def __init__(
         self, num_items: int, cfg: ModelConfig, item_embedding: ItemEmbedding | None = None

@@ -28,7 +28,9 @@ class TransformerEncoder(nn.Module):
 
     def forward(self, seqs: torch.Tensor, item_vectors: torch.Tensor) -> torch.Tensor:
         t = seqs.size(1)
-        positions = torch.arange(t, device=seqs.device)
+        # counted back from the most recent item, which always has position max_len - 1
+        positions = torch.arange(self.position.num_embeddings - t, self.position.num_embeddings)
+        positions = positions.to(seqs.device)
         x = self.drop(item_vectors + self.position(positions)) * (seqs != 0).unsqueeze(-1)
         allowed = attention_mask(seqs, self.causal)
         for block in self.blocks:
@@ -38,6 +40,7 @@ class TransformerEncoder(nn.Module):
 
 class SASRec(SequentialRecommender):
     objective = "causal"
+    pads_are_inert = True
 
     def __init__(
         self, num_items: int, cfg: ModelConfig, item_embedding: ItemEmbedding | None = None

