@@ -4,8 +4,9 @@
     python benchmarks/backbones.py --config configs/ml-100k.yaml --backbone sasrec gru4rec bert4rec
 
 Each run trains from scratch in a fresh output directory (so timings are real, not cache hits;
-`--resume` instead continues an interrupted run from its last epoch) and records test HR/NDCG/MRR, epochs to best, seconds per epoch, seconds to the best epoch and
-peak resident memory.
+`--resume` instead continues an interrupted run from its last epoch) and records test
+HR/NDCG/MRR, epochs to best, seconds per epoch, seconds to the best epoch and peak resident
+memory.
 """
 
 from __future__ import annotations
