@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from synthetic import cyclic_sequences, tiny_config, write_interactions_csv
 
 # --- tiny causal LM (tests/test_llm_*.py) -------------------------------------------------------
 # A 2-layer random Llama and a word-level tokenizer built in code: no download, milliseconds to
@@ -83,3 +84,29 @@ def tiny_lm_factory() -> Callable:
 def tiny_lm(tiny_lm_factory):
     """A fresh tiny ``(model, tokenizer)``: tests may add tokens or wrap the model freely."""
     return tiny_lm_factory()
+
+
+# --- a tiny TSLRec pipeline (tests/test_pipeline.py, test_experiment.py, test_report.py) ---------
+
+
+@pytest.fixture()
+def pipeline_config(tmp_path, tiny_lm):
+    model, tokenizer = tiny_lm
+    model.save_pretrained(tmp_path / "tiny-llm")
+    tokenizer.save_pretrained(tmp_path / "tiny-llm")
+    csv = write_interactions_csv(tmp_path / "c.csv", cyclic_sequences())
+
+    def make(**sections):
+        base = {
+            "llm": {"model": str(tmp_path / "tiny-llm")},
+            "categories": {"k": 4},
+            "prompt": {"rendering": "id_token", "max_items": 5},
+            "sft": {"epochs": 1, "batch_size": 8, "target_modules": ["q_proj", "v_proj"]},
+            "enhance": {"backbones": ["sasrec", "gru4rec"], "mode": "adapter"},
+            "train": {"epochs": 3},
+        }
+        for name, values in sections.items():
+            base.setdefault(name, {}).update(values)
+        return tiny_config(tmp_path, csv, **base)
+
+    return make

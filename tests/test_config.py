@@ -1,6 +1,6 @@
 import pytest
 
-from tslrec.config import load_config
+from tslrec.config import load_config, load_experiment
 from tslrec.errors import ConfigError
 
 
@@ -28,10 +28,15 @@ def test_overrides_keep_yaml_types(tmp_path):
 def test_shipped_configs_are_valid():
     from pathlib import Path
 
-    configs = sorted(Path(__file__).parents[1].joinpath("configs").rglob("*.yaml"))
-    assert configs, "configs/ should ship at least one config"
+    root = Path(__file__).parents[1] / "configs"
+    configs = sorted(root.glob("*.yaml"))
+    experiments = sorted(root.glob("experiments/*.yaml"))
+    assert configs and experiments, "configs/ should ship pipeline and experiment configs"
     for path in configs:
         load_config(path)
+    for path in experiments:
+        exp = load_experiment(path)
+        assert all((root.parent / c).is_file() for c in exp.configs), path
 
 
 def test_ks_must_include_the_early_stopping_cutoff():

@@ -2,33 +2,7 @@
 
 import json
 
-import pytest
-from synthetic import cyclic_sequences, tiny_config, write_interactions_csv
-
 from tslrec.pipeline.tslrec import results_markdown, run_tslrec
-
-
-@pytest.fixture()
-def pipeline_config(tmp_path, tiny_lm):
-    model, tokenizer = tiny_lm
-    model.save_pretrained(tmp_path / "tiny-llm")
-    tokenizer.save_pretrained(tmp_path / "tiny-llm")
-    csv = write_interactions_csv(tmp_path / "c.csv", cyclic_sequences())
-
-    def make(**sections):
-        base = {
-            "llm": {"model": str(tmp_path / "tiny-llm")},
-            "categories": {"k": 4},
-            "prompt": {"rendering": "id_token", "max_items": 5},
-            "sft": {"epochs": 1, "batch_size": 8, "target_modules": ["q_proj", "v_proj"]},
-            "enhance": {"backbones": ["sasrec", "gru4rec"], "mode": "adapter"},
-            "train": {"epochs": 3},
-        }
-        for name, values in sections.items():
-            base.setdefault(name, {}).update(values)
-        return tiny_config(tmp_path, csv, **base)
-
-    return make
 
 
 def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config):

@@ -209,5 +209,24 @@ def run(config: ConfigOption = None, set_: SetOption = None) -> None:
     console.print(f"results in {cfg.output_dir / 'results.json'} and results.md")
 
 
+@app.command()
+@_friendly_errors
+def experiment(
+    config: Annotated[Path, typer.Option("--config", "-c", help="configs/experiments/NAME.yaml")],
+    set_: SetOption = None,
+) -> None:
+    """A grid of runs (configs x grid values x seeds), plain vs enhanced, into one tidy table."""
+    from rich.markdown import Markdown
+
+    from tslrec.config import load_experiment
+    from tslrec.pipeline.experiment import run_experiment, summarize, summary_markdown
+
+    exp = load_experiment(config, set_)
+    results = run_experiment(exp, progress=True)
+    console.print(Markdown(summary_markdown(summarize(results))))
+    out = exp.output_dir / exp.name
+    console.print(f"{len(results)} runs in {out}/results.parquet (and .csv), summary in summary.md")
+
+
 if __name__ == "__main__":
     app()

@@ -201,22 +201,68 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return raw
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Read a YAML config (or the defaults when `path` is None) and apply command-line overrides."""
-    raw: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections at the top level")
-        source = str(path)
+    raw = _read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "defaults"
     return config_from_dict(apply_overrides(raw, overrides or []), source)
+
+
+# Settings an experiment grid may vary: only the LLM stages, so every value shares the plain
+# backbones (same settings, same seed) and the comparison is paired by construction.
+LLM_STAGE_SECTIONS = ("llm", "categories", "prompt", "sft", "augment", "enhance")
+
+
+class GridConfig(StrictModel):
+    """One setting of the LLM stages and the values it takes, e.g. categories.k: [16, 32, 64]."""
+
+    key: str
+    values: list[Any] = Field(min_length=1)
+
+    @field_validator("key")
+    @classmethod
+    def _llm_stage_setting(cls, key: str) -> str:
+        if key.split(".")[0] not in LLM_STAGE_SECTIONS:
+            raise ValueError(
+                f"a grid varies a setting of the LLM stages ({', '.join(LLM_STAGE_SECTIONS)}); "
+                "run other settings as separate experiments"
+            )
+        return key
+
+
+class ExperimentConfig(StrictModel):
+    """A grid of TSLRec runs: pipeline configs (one per dataset) x grid values x seeds."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    configs: list[Path] = Field(min_length=1)
+    backbones: list[Literal["sasrec", "gru4rec", "bert4rec"]] | None = None
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    grid: GridConfig | None = None
+    overrides: list[str] = Field(default_factory=list)
+    output_dir: Path = Path("runs/experiments")
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """An experiment file; `overrides` (KEY=VALUE) are added to its own, applied to every run."""
+    raw = _read_yaml(path)
+    raw["overrides"] = [*raw.get("overrides", []), *(overrides or [])]
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, str(path))) from None
 
 
 def save_config(config: Config, path: str | Path) -> None:

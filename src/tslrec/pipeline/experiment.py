@@ -1,0 +1,185 @@
+"""Experiments: pipeline configs x grid values x seeds, every run a row of one tidy table.
+
+Each (config, grid value) runs stages 0-2 through the pipeline's caches, so a stage shared by
+several cells (stage 0 across values of K, everything across seeds) is computed once. Each seed
+then trains the plain and the enhanced backbones at identical settings; the config's own seed
+lands in the config's output directory, where `tslrec run` puts it, other seeds in `seed-N/`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from tslrec.config import Config, ExperimentConfig, load_config
+from tslrec.evaluation.significance import paired_test_scores, per_user_ndcg
+from tslrec.io import atomic_path, read_json, write_json
+from tslrec.pipeline.backbone import RESULTS, load_dataset
+from tslrec.pipeline.tslrec import downstream, stage0, stage1_and_2
+
+VARIANTS = ("plain", "enhanced")
+SUMMARY_METRICS = ("NDCG@10", "HR@10")
+
+
+def git_commit() -> str | None:
+    """The checked-out commit (suffixed `-dirty` when files changed), None outside a checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}-dirty" if dirty else head
+
+
+def with_seed(cfg: Config, seed: int) -> Config:
+    """The same run under another seed, in its own directory so no model overwrites another."""
+    output_dir = cfg.output_dir if seed == cfg.train.seed else cfg.output_dir / f"seed-{seed}"
+    train = cfg.train.model_copy(update={"seed": seed})
+    return cfg.model_copy(update={"train": train, "output_dir": output_dir})
+
+
+def cell_configs(exp: ExperimentConfig) -> list[tuple[Path, str | None, Config]]:
+    """(config file, grid value as JSON, resolved config) for every cell of the grid."""
+    values = [json.dumps(v) for v in exp.grid.values] if exp.grid else [None]
+    cells = []
+    for path in exp.configs:
+        for value in values:
+            overrides = list(exp.overrides)
+            if exp.backbones:
+                overrides.append(f"enhance.backbones={json.dumps(exp.backbones)}")
+            if value is not None:
+                overrides.append(f"{exp.grid.key}={value}")
+            cells.append((path, value, load_config(path, overrides)))
+    return cells
+
+
+def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFrame:
+    """Run every cell and seed; write results.{parquet,csv} and summary.{parquet,md}."""
+    commit, rows = git_commit(), []
+    for path, value, cfg in cell_configs(exp):
+        dataset = load_dataset(cfg)
+        stage0_record, item_embeddings = stage0(cfg, dataset, progress)
+        table_path, stages = stage1_and_2(
+            cfg, dataset, item_embeddings, stage0_record["settings_key"]
+        )
+        for seed in exp.seeds:
+            seeded = with_seed(cfg, seed)
+            for row in downstream(seeded, dataset, table_path, stages["stage2_key"], progress):
+                cell = {
+                    "experiment": exp.name,
+                    "config": str(path),
+                    "dataset": cfg.data.name,
+                    "grid_key": exp.grid.key if exp.grid else None,
+                    "grid_value": value,
+                    "seed": seed,
+                    "stage0_seconds": stage0_record["seconds"],
+                    "sft_samples": stages["sft"]["samples"],
+                    "sft_seconds": stages["sft_seconds"],
+                    "embed_seconds": stages["embed_seconds"],
+                    "git_commit": commit,
+                    "settings": json.dumps(seeded.model_dump(mode="json"), sort_keys=True),
+                }
+                rows.extend(_variant_rows(cell, row))
+    results = pl.DataFrame(rows)
+    _write(exp, results)
+    return results
+
+
+def _variant_rows(cell: dict, row: dict) -> list[dict]:
+    out = []
+    for variant in VARIANTS:
+        model_dir = row[f"{variant}_dir"]
+        record = read_json(Path(model_dir) / RESULTS)
+        out.append(
+            {
+                **cell,
+                "backbone": row["backbone"],
+                "variant": variant,
+                "mode": row["mode"] if variant == "enhanced" else "id",
+                **record["test"],
+                "best_epoch": record["best_epoch"],
+                "epochs_run": record["epochs_run"],
+                "train_seconds": record["seconds"],
+                "seconds_per_epoch": record["seconds_per_epoch"],
+                "model_dir": model_dir,
+            }
+        )
+    return out
+
+
+def summarize(results: pl.DataFrame) -> pl.DataFrame:
+    """Per (dataset, grid value, backbone): mean and std over seeds, relative change, and a
+    paired test over users of per-user NDCG@10 averaged across seeds."""
+    keys = ["dataset", "grid_key", "grid_value", "backbone"]
+    rows = []
+    for group_key, group in results.group_by(keys, maintain_order=True):
+        entry = dict(zip(keys, group_key, strict=True))
+        entry["seeds"] = group["seed"].n_unique()
+        for variant in VARIANTS:
+            mine = group.filter(pl.col("variant") == variant)
+            for metric in SUMMARY_METRICS:
+                values = mine[metric].to_numpy()
+                entry[f"{variant}_{metric}_mean"] = float(values.mean())
+                entry[f"{variant}_{metric}_std"] = (
+                    float(values.std(ddof=1)) if len(values) > 1 else 0.0
+                )
+        for metric in SUMMARY_METRICS:
+            plain = entry[f"plain_{metric}_mean"]
+            change = entry[f"enhanced_{metric}_mean"] / plain - 1 if plain else 0.0
+            entry[f"change_{metric}_%"] = 100 * change
+        test = paired_test_scores(*(_seed_mean_ndcg(group, v) for v in VARIANTS))
+        entry.update({f"paired_{k}": v for k, v in test.items()})
+        rows.append(entry)
+    return pl.DataFrame(rows)
+
+
+def _seed_mean_ndcg(group: pl.DataFrame, variant: str) -> np.ndarray:
+    dirs = group.filter(pl.col("variant") == variant).sort("seed")["model_dir"]
+    scores = [per_user_ndcg(pl.read_parquet(Path(d) / "test_per_user.parquet")) for d in dirs]
+    return np.mean(scores, axis=0)
+
+
+def summary_markdown(summary: pl.DataFrame) -> str:
+    """The summary as a Markdown table, ready to paste."""
+    grid = summary["grid_key"].drop_nulls()
+    grid_col = [grid[0]] if len(grid) else []
+    header = ["dataset", *grid_col, "backbone", "seeds"]
+    for metric in SUMMARY_METRICS:
+        header += [f"plain {metric}", f"TSLRec {metric}", "change"]
+    header.append("paired t p (NDCG@10)")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in summary.iter_rows(named=True):
+        cells = [r["dataset"], *([r["grid_value"]] if grid_col else []), r["backbone"]]
+        cells.append(str(r["seeds"]))
+        for metric in SUMMARY_METRICS:
+            for variant in VARIANTS:
+                mean, std = r[f"{variant}_{metric}_mean"], r[f"{variant}_{metric}_std"]
+                cells.append(f"{mean:.4f} ± {std:.4f}")
+            cells.append(f"{r[f'change_{metric}_%']:+.1f}%")
+        cells.append(f"{r['paired_ttest_p']:.3g}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _write(exp: ExperimentConfig, results: pl.DataFrame) -> None:
+    out = exp.output_dir / exp.name
+    summary = summarize(results)
+    for name, frame in (("results", results), ("summary", summary)):
+        with atomic_path(out / f"{name}.parquet") as tmp:
+            frame.write_parquet(tmp)
+        with atomic_path(out / f"{name}.csv") as tmp:
+            frame.write_csv(tmp)
+    with atomic_path(out / "summary.md") as tmp:
+        tmp.write_text(f"Experiment {exp.name}\n\n{summary_markdown(summary)}\n")
+    write_json(out / "experiment.json", exp.model_dump(mode="json"))

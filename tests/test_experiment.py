@@ -1,0 +1,84 @@
+"""`tslrec experiment`: a grid over K and seeds on the tiny pipeline, into one tidy table."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from tslrec.cli import app
+from tslrec.config import load_experiment, save_config
+from tslrec.errors import ConfigError
+from tslrec.pipeline.experiment import run_experiment, summarize
+
+
+@pytest.fixture()
+def experiment_file(tmp_path, pipeline_config):
+    cfg = pipeline_config()
+    save_config(cfg, tmp_path / "tiny.yaml")
+    spec = {
+        "name": "k-grid",
+        "configs": [str(tmp_path / "tiny.yaml")],
+        "backbones": ["sasrec"],
+        "seeds": [42, 7],
+        "grid": {"key": "categories.k", "values": [3, 4]},
+        "output_dir": str(tmp_path / "experiments"),
+    }
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path, cfg
+
+
+def test_experiment_runs_every_cell_once_and_writes_a_tidy_table(experiment_file):
+    path, cfg = experiment_file
+    results = run_experiment(load_experiment(path))
+    # 2 values of K x 2 seeds x 1 backbone x plain/enhanced
+    assert results.height == 8
+    assert set(results["grid_value"]) == {"3", "4"} and set(results["seed"]) == {42, 7}
+    plain = results.filter(pl.col("variant") == "plain")
+    enhanced = results.filter(pl.col("variant") == "enhanced")
+    # plain models do not depend on K: one per seed, and the config's seed is stage 0 itself
+    assert plain.group_by("seed").agg(pl.col("model_dir").n_unique())["model_dir"].to_list() == [
+        1,
+        1,
+    ]
+    assert str(cfg.output_dir / "models" / "sasrec") in set(plain["model_dir"])
+    assert enhanced["model_dir"].n_unique() == 4
+    seven = json.loads(results.filter(pl.col("seed") == 7)["settings"][0])
+    assert seven["train"]["seed"] == 7 and seven["output_dir"].endswith("seed-7")
+
+    out = cfg.output_dir.parent / "experiments" / "k-grid"
+    assert pl.read_parquet(out / "results.parquet").equals(results)
+    from_csv = pl.read_csv(out / "results.csv")
+    assert np.allclose(from_csv["NDCG@10"].to_numpy(), results["NDCG@10"].to_numpy())
+
+    summary = pl.read_parquet(out / "summary.parquet")
+    assert summary.height == 2
+    k3 = plain.filter(pl.col("grid_value") == "3")["NDCG@10"].to_numpy()
+    row = summary.filter(pl.col("grid_value") == "3").row(0, named=True)
+    assert row["seeds"] == 2
+    assert row["plain_NDCG@10_mean"] == pytest.approx(k3.mean())
+    assert row["plain_NDCG@10_std"] == pytest.approx(abs(k3[0] - k3[1]) / np.sqrt(2))
+    assert row["paired_users"] == 60
+    assert "| dataset | categories.k | backbone |" in (out / "summary.md").read_text()
+    assert summarize(results).equals(summary)
+
+
+def test_experiment_command_reuses_every_cached_run(experiment_file):
+    path, _ = experiment_file
+    first = run_experiment(load_experiment(path))
+    outcome = CliRunner().invoke(app, ["experiment", "--config", str(path)])
+    assert outcome.exit_code == 0, outcome.output
+    again = pl.read_parquet(path.parent / "experiments" / "k-grid" / "results.parquet")
+    assert again["NDCG@10"].to_list() == first["NDCG@10"].to_list()
+    assert again["train_seconds"].to_list() == first["train_seconds"].to_list()
+
+
+def test_a_grid_over_backbone_settings_is_refused_with_the_key(tmp_path):
+    path = tmp_path / "bad.yaml"
+    grid = {"key": "model.hidden_size", "values": [8]}
+    path.write_text(yaml.safe_dump({"name": "x", "configs": ["a.yaml"], "grid": grid}))
+    with pytest.raises(ConfigError, match=r"bad.yaml: key 'grid.key'.*LLM stages"):
+        load_experiment(path)
