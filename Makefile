@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/ml-100k.yaml
 export HF_HUB_OFFLINE := 1
 
-.PHONY: setup demo test lint bench
+.PHONY: setup demo test lint bench results
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -22,12 +22,20 @@ demo: setup
 	$(VENV)/bin/tslrec run --config $(CONFIG)
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
 test: lint
 	$(VENV)/bin/pytest
 
 bench: setup
+	$(PY) benchmarks/backbones.py --config configs/ml-100k.yaml --backbone sasrec gru4rec bert4rec
 	$(PY) benchmarks/backbones.py --config configs/ml-1m.yaml --backbone sasrec gru4rec bert4rec
-	$(PY) benchmarks/backbones.py --config configs/ml-100k.yaml --backbone sasrec
+	$(PY) benchmarks/tslrec_quality.py --config configs/ml-100k.yaml --seeds 42 43 44
+	$(PY) benchmarks/sft_efficiency.py --config configs/ml-100k.yaml
+	$(PY) benchmarks/augment_throughput.py --config configs/ml-100k.yaml
+	$(MAKE) results
+
+# docs/results.md from the JSON figures under benchmarks/results/
+results: setup
+	$(PY) benchmarks/results_page.py

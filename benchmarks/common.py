@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
 from tslrec.io import write_json
@@ -25,6 +27,7 @@ def arguments(doc: str | None, *extra: tuple[tuple[str, ...], dict]) -> argparse
 
 
 def publish(path: Path, figures: dict) -> None:
-    """Write the figures as JSON and print them."""
+    """Write the figures, with the command line that produced them, as JSON and print them."""
+    figures = {"command": shlex.join(["python", *sys.argv]), **figures}
     write_json(path, figures)
     print(json.dumps(figures, indent=2))

@@ -3,7 +3,6 @@ import torch
 
 from tslrec.data.dataset import left_pad
 from tslrec.training.batches import (
-    LengthGroupedBatches,
     causal_windows,
     mask_items,
     masked_windows,
@@ -40,16 +39,3 @@ def test_trim_padding_cuts_only_columns_that_are_padding_in_every_row():
     cut_inputs, cut_targets = trim_padding(inputs, targets)
     assert cut_inputs.tolist() == [[0, 4, 5], [1, 2, 3]]
     assert cut_targets.tolist() == [[0, 5, 6], [2, 3, 7]]
-
-
-def test_length_grouped_batches_cover_every_window_once_in_homogeneous_batches():
-    lengths = torch.arange(1000) % 50 + 1
-    sampler = LengthGroupedBatches(lengths, batch_size=10, group_batches=100)
-    torch.manual_seed(0)
-    batches = list(sampler)
-    assert len(batches) == len(sampler) == 100
-    assert sorted(i for b in batches for i in b) == list(range(1000))
-    # one group holds everything here, so every batch spans a single length
-    assert all(len({int(lengths[i]) for i in b}) == 1 for b in batches)
-    torch.manual_seed(0)
-    assert list(sampler) == batches

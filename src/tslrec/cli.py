@@ -228,5 +228,20 @@ def experiment(
     console.print(f"{len(results)} runs in {out}/results.parquet (and .csv), summary in summary.md")
 
 
+@app.command()
+@_friendly_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A finished `tslrec run` output directory.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Where to write (default RUN_DIR/report).")
+    ] = None,
+) -> None:
+    """A self-contained HTML page (and PNGs): results, curves, categories, buckets, costs."""
+    from tslrec.reporting import write_report
+
+    page = write_report(run_dir, out)
+    console.print(f"report in {page} (figures as PNG next to it)")
+
+
 if __name__ == "__main__":
     app()

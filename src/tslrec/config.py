@@ -69,8 +69,6 @@ class TrainConfig(StrictModel):
     ce_chunk_size: int = Field(512, ge=1)
     epochs: int = Field(200, ge=1)
     batch_size: int = Field(128, ge=1)
-    # batch windows of similar length, so SASRec/BERT4Rec batches are cut to their longest one
-    group_by_length: bool = False
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     patience: int = Field(10, ge=1)

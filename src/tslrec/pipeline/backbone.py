@@ -24,6 +24,7 @@ from tslrec.models import ItemEmbedding, build_model
 from tslrec.training.trainer import fit
 
 RESULTS = "results.json"
+PER_USER = "test_per_user.parquet"
 
 
 def dataset_dir(cfg: Config) -> Path:
@@ -85,7 +86,7 @@ def train_and_evaluate(
     result = fit(model, dataset, cfg.train, cfg.eval, out, meta=meta, progress=progress)
     test = evaluate(model, dataset, "test", cfg.eval)
     if process.is_main_process:
-        with atomic_path(out / "test_per_user.parquet") as tmp:
+        with atomic_path(out / PER_USER) as tmp:
             test.per_user.write_parquet(tmp)
     record = {
         "tag": tag or cfg.model.name,

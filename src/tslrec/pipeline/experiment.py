@@ -18,7 +18,7 @@ import polars as pl
 from tslrec.config import Config, ExperimentConfig, load_config
 from tslrec.evaluation.significance import paired_test_scores, per_user_ndcg
 from tslrec.io import atomic_path, read_json, write_json
-from tslrec.pipeline.backbone import RESULTS, load_dataset
+from tslrec.pipeline.backbone import PER_USER, RESULTS, load_dataset
 from tslrec.pipeline.tslrec import downstream, stage0, stage1_and_2
 
 VARIANTS = ("plain", "enhanced")
@@ -146,7 +146,7 @@ def summarize(results: pl.DataFrame) -> pl.DataFrame:
 
 def _seed_mean_ndcg(group: pl.DataFrame, variant: str) -> np.ndarray:
     dirs = group.filter(pl.col("variant") == variant).sort("seed")["model_dir"]
-    scores = [per_user_ndcg(pl.read_parquet(Path(d) / "test_per_user.parquet")) for d in dirs]
+    scores = [per_user_ndcg(pl.read_parquet(Path(d) / PER_USER)) for d in dirs]
     return np.mean(scores, axis=0)
 
 

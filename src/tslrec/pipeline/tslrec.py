@@ -27,10 +27,28 @@ from tslrec.llm.categories import LatentCategories, fit_categories
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.models.item_embedding import build_item_embedding
-from tslrec.pipeline.backbone import load_dataset, run_dir, stage_key, train_and_evaluate
+from tslrec.pipeline.backbone import (
+    PER_USER,
+    load_dataset,
+    run_dir,
+    stage_key,
+    train_and_evaluate,
+)
 from tslrec.training.checkpoint import load_model
 
 EMBEDDINGS = "item_embeddings.safetensors"
+STAGE0_BACKBONE = "sasrec"
+CATEGORIES, SFT = "categories", "sft"  # the sub-directories of a stage-1 directory
+
+
+def stage1_dir(output_dir: Path, key1: str) -> Path:
+    """Where stage 1 keeps its `categories/` and `sft/` (adapters and sft_stats.json)."""
+    return output_dir / "stage1" / key1
+
+
+def embeddings_path(output_dir: Path, key2: str) -> Path:
+    """Stage 2's (N+1, D) item table; `stages.json` next to it records stages 1 and 2."""
+    return output_dir / "stage2" / key2 / EMBEDDINGS
 
 
 def _with_backbone(cfg: Config, name: str) -> Config:
@@ -39,7 +57,7 @@ def _with_backbone(cfg: Config, name: str) -> Config:
 
 def stage0(cfg: Config, dataset: SequenceDataset, progress: bool) -> tuple[dict, torch.Tensor]:
     """Train (or reuse) the plain SASRec; its item table is what k-means clusters."""
-    sasrec = _with_backbone(cfg, "sasrec")
+    sasrec = _with_backbone(cfg, STAGE0_BACKBONE)
     record = train_and_evaluate(sasrec, dataset, progress=progress)
     model, _ = load_model(run_dir(sasrec) / "best")
     return record, model.item_embeddings()
@@ -86,14 +104,14 @@ def stage1_and_2(
         cfg.llm.dtype,
     )
     key2 = stage_key(key1, cfg.augment.pooling)
-    stage1_dir = cfg.output_dir / "stage1" / key1
-    table_path = cfg.output_dir / "stage2" / key2 / EMBEDDINGS
+    stage1 = stage1_dir(cfg.output_dir, key1)
+    table_path = embeddings_path(cfg.output_dir, key2)
     stats_file = table_path.parent / "stages.json"
     if table_path.is_file() and stats_file.is_file():
         return table_path, read_json(stats_file)
 
     start = time.perf_counter()
-    categories_dir = stage1_dir / "categories"
+    categories_dir = stage1 / CATEGORIES
     if (categories_dir / "categories.json").is_file():
         categories = LatentCategories.load(categories_dir)
     else:
@@ -113,7 +131,7 @@ def stage1_and_2(
         samples = sft_stage.instance_level_samples(
             train, categories.labels, categories.k, builder, cfg.sft.max_samples, cfg.sft.seed
         )
-    sft = sft_stage.fine_tune(model, samples, cfg.sft, stage1_dir / "sft")
+    sft = sft_stage.fine_tune(model, samples, cfg.sft, stage1 / SFT)
     seconds_sft = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -159,8 +177,8 @@ def downstream(
         enhanced_seconds = time.perf_counter() - start
         plain_dir, enhanced_dir = run_dir(backbone_cfg), run_dir(backbone_cfg, tag)
         test = paired_test(
-            pl.read_parquet(plain_dir / "test_per_user.parquet"),
-            pl.read_parquet(enhanced_dir / "test_per_user.parquet"),
+            pl.read_parquet(plain_dir / PER_USER),
+            pl.read_parquet(enhanced_dir / PER_USER),
         )
         rows.append(
             {
@@ -214,32 +232,43 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
     return results
 
 
-def results_markdown(results: dict) -> str:
-    """The plain-vs-enhanced table, ready to paste: HR/NDCG@5/10/20 and the relative change."""
+def percent_change(before: float, after: float) -> str:
+    """The relative change as "+1.2%" ("+0.0%" from a zero baseline, where it is undefined)."""
+    return f"{(after - before) / before * 100 if before else 0.0:+.1f}%"
+
+
+def comparison_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted cells of the plain-vs-enhanced table (HR/NDCG@k, change, paired p).
+
+    One formatter for every rendering (Markdown here, HTML in the report), so they never drift.
+    """
     ks = sorted({int(key.split("@")[1]) for key in results["rows"][0]["plain"] if "@" in key})
     metrics = [f"{m}@{k}" for k in ks for m in ("HR", "NDCG")]
+    header = ["backbone", "variant", *metrics, "paired p (NDCG@10)"]
+    body = []
+    for row in results["rows"]:
+        plain, enhanced = row["plain"], row["enhanced"]
+        name, p_value = row["backbone"], f"{row['paired_test_NDCG@10']['ttest_p']:.3g}"
+        body += [
+            [name, "plain", *(f"{plain[m]:.4f}" for m in metrics), ""],
+            [name, f"TSLRec ({row['mode']})", *(f"{enhanced[m]:.4f}" for m in metrics), p_value],
+            [name, "change", *(percent_change(plain[m], enhanced[m]) for m in metrics), ""],
+        ]
+    return header, body
+
+
+def results_markdown(results: dict) -> str:
+    """The plain-vs-enhanced table, ready to paste: HR/NDCG@5/10/20 and the relative change."""
+    header, body = comparison_table(results)
     lines = [
         f"TSLRec on {results['dataset']} with {results['llm']} ({results['protocol']})",
         "",
-        "| backbone | variant | " + " | ".join(metrics) + " | paired p (NDCG@10) |",
-        "|---|---|" + "---:|" * (len(metrics) + 1),
+        "| " + " | ".join(header) + " |",
+        "|---|---|" + "---:|" * (len(header) - 2),
     ]
-    for row in results["rows"]:
-        plain, enhanced = row["plain"], row["enhanced"]
-        lines.append(
-            f"| {row['backbone']} | plain | "
-            + " | ".join(f"{plain[m]:.4f}" for m in metrics)
-            + " | |"
-        )
-        lines.append(
-            f"| {row['backbone']} | TSLRec ({row['mode']}) | "
-            + " | ".join(f"{enhanced[m]:.4f}" for m in metrics)
-            + f" | {row['paired_test_NDCG@10']['ttest_p']:.3g} |"
-        )
-        change = [(enhanced[m] - plain[m]) / plain[m] * 100 if plain[m] else 0.0 for m in metrics]
-        lines.append(
-            f"| {row['backbone']} | change | " + " | ".join(f"{c:+.1f}%" for c in change) + " | |"
-        )
+    lines += [
+        "|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|" for cells in body
+    ]
     stages = results["stages"]
     sft = stages["sft"]
     lines += [

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
 
 from tslrec.data.dataset import left_pad
 
@@ -55,28 +54,3 @@ def trim_padding(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     real_columns = (tensors[0] != 0).any(0).nonzero()
     first = int(real_columns[0]) if len(real_columns) else tensors[0].size(1)
     return tuple(t[:, first:] for t in tensors)
-
-
-class LengthGroupedBatches(Sampler[list[int]]):
-    """Shuffled batches of windows of similar length, so trimmed batches carry little padding.
-
-    Windows are shuffled, cut into groups of `group_batches` batches, sorted by length inside
-    each group and batched; the batch order is shuffled again. Randomness comes from torch's
-    global generator, which the trainer seeds every epoch.
-    """
-
-    def __init__(self, lengths: torch.Tensor, batch_size: int, group_batches: int = 50) -> None:
-        self.lengths, self.batch_size = lengths, batch_size
-        self.group_size = batch_size * group_batches
-
-    def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
-
-    def __iter__(self):
-        order = torch.randperm(len(self.lengths))
-        batches = []
-        for group in order.split(self.group_size):
-            group = group[self.lengths[group].argsort(descending=True, stable=True)]
-            batches.extend(group.split(self.batch_size))
-        for i in torch.randperm(len(batches)).tolist():
-            yield batches[i].tolist()

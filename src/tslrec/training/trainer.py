@@ -26,7 +26,6 @@ from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
 from tslrec.models import SequentialRecommender
 from tslrec.training.batches import (
-    LengthGroupedBatches,
     causal_windows,
     mask_items,
     masked_windows,
@@ -41,6 +40,7 @@ from tslrec.training.checkpoint import (
 from tslrec.training.losses import LOSSES
 
 VALID_METRIC = "NDCG@10"
+HISTORY = "history.json"
 
 
 @dataclass
@@ -73,14 +73,6 @@ def _training_tensors(model: SequentialRecommender, dataset: SequenceDataset) ->
         return TensorDataset(torch.from_numpy(masked_windows(seqs, model.cfg.max_len)))
     inputs, targets = causal_windows(seqs, model.cfg.max_len)
     return TensorDataset(torch.from_numpy(inputs), torch.from_numpy(targets))
-
-
-def _loader(model: SequentialRecommender, dataset: SequenceDataset, cfg: TrainConfig):
-    windows = _training_tensors(model, dataset)
-    if cfg.group_by_length and model.pads_are_inert:
-        lengths = (windows.tensors[0] != 0).sum(1)
-        return DataLoader(windows, batch_sampler=LengthGroupedBatches(lengths, cfg.batch_size))
-    return DataLoader(windows, batch_size=cfg.batch_size, shuffle=True)
 
 
 def _batch_loss(model, batch: list[torch.Tensor], cfg: TrainConfig, plain: SequentialRecommender):
@@ -149,7 +141,9 @@ def fit(
     state, key = TrainState(), _resume_key(model, train_cfg)
     if (output_dir / "state" / "trainer.json").is_file():
         state = _load_state(output_dir / "state", model, optimizer, key)
-    loader = _loader(model, dataset, train_cfg)
+    loader = DataLoader(
+        _training_tensors(model, dataset), batch_size=train_cfg.batch_size, shuffle=True
+    )
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
     plain = accelerator.unwrap_model(model)
     bar = tqdm(
@@ -190,7 +184,7 @@ def fit(
             state.bad_epochs += 1
         if accelerator.is_main_process:
             _save_state(output_dir / "state", plain, optimizer, state, key)
-            write_json(output_dir / "history.json", state.history)
+            write_json(output_dir / HISTORY, state.history)
         bar.update(1)
         bar.set_postfix(
             loss=f"{total / max(steps, 1):.4f}",

@@ -1,0 +1,159 @@
+"""Regenerate docs/results.md from the JSON figures under benchmarks/results/.
+
+    python benchmarks/results_page.py        (or: make results)
+
+The page only reads what the benchmark scripts wrote: each JSON carries the command that
+produced it, so every figure on the page can be reproduced from the line printed above it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+RESULTS = Path("benchmarks/results")
+PAGE = Path("docs/results.md")
+RECBOLE_BAR = (
+    "RecBole 1.2.1 SASRec (CE, 5-core ML-100K, chronological leave-one-out, full ranking, "
+    "max length 50, hidden 64), measured on this machine: test NDCG@10 0.0586, HR@10 0.1241, "
+    "492 s to its best epoch."
+)
+
+
+def _load() -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
+
+
+def _command(figures: dict) -> str:
+    return f"`{figures['command']}`" if "command" in figures else "(command not recorded)"
+
+
+def _backbones(runs: dict[str, dict]) -> list[str]:
+    rows = [r for r in runs.values() if "backbone" in r and "test" in r]
+    lines = [
+        "## Plain backbones",
+        "",
+        RECBOLE_BAR,
+        "",
+        "| dataset | backbone | max len | NDCG@10 | HR@10 | best epoch / run | s/epoch "
+        "| s to best | peak RSS MB | command |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["dataset"], r["backbone"])):
+        memory = f"{r['peak_memory_mb']:.0f}" if "peak_memory_mb" in r else ""
+        lines.append(
+            f"| {r['dataset']} | {r['backbone']} | {r['max_len']} | {r['test']['NDCG@10']:.4f} "
+            f"| {r['test']['HR@10']:.4f} | {r['best_epoch']} / {r['epochs_run']} "
+            f"| {r['seconds_per_epoch']:.1f} | {r['seconds_to_best']:.0f} | {memory} "
+            f"| {_command(r)} |"
+        )
+    notes = [f"- {r['dataset']} {r['backbone']}: {r['note']}" for r in rows if "note" in r]
+    return [*lines, "", *notes, ""] if notes else [*lines, ""]
+
+
+def _quality(name: str, q: dict) -> list[str]:
+    lines = [
+        f"## TSLRec vs plain: {q['dataset']} ({q['llm']}, {q['mode']}, seeds {q['seeds']})",
+        "",
+        _command(q),
+        "",
+        "| backbone | plain NDCG@10 | TSLRec NDCG@10 | change | plain HR@10 | TSLRec HR@10 "
+        "| change | paired t p | Wilcoxon p |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for backbone, s in q["summary"].items():
+        cells = [backbone]
+        for metric in ("NDCG@10", "HR@10"):
+            for variant in ("plain", "enhanced"):
+                mean, std = s[f"{variant}_{metric}_mean"], s[f"{variant}_{metric}_std"]
+                cells.append(f"{mean:.4f} ± {std:.4f}")
+            cells.append(f"{s[f'change_{metric}_%']:+.1f}%")
+        cells += [f"{s['paired_ttest_p']:.3g}", f"{s['paired_wilcoxon_p']:.3g}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    st = q["stages"]
+    stage0 = f"Stage 0 {st['stage0_seconds']:.0f} s; " if "stage0_seconds" in st else ""
+    lines += [
+        "",
+        f"{stage0}user-level SFT {st['sft_samples']} samples, {st['sft_seconds']:.0f} s; "
+        f"stage 2 {st['embed_seconds']:.0f} s. Paired tests over users on per-user NDCG@10 "
+        "averaged across seeds." + (f" Note: {q['note']}." if "note" in q else ""),
+        "",
+    ]
+    return lines
+
+
+def _sft(e: dict) -> list[str]:
+    user, inst = e["user_level"], e["instance_level"]
+    lines = [
+        f"## User-level vs instance-level SFT: {e['dataset']} ({e['llm']})",
+        "",
+        _command(e),
+        "",
+        "| level | samples / epoch | s / sample | s / epoch | enhanced SASRec NDCG@10 | HR@10 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, s in (("user", user), ("instance", inst)):
+        lines.append(
+            f"| {name} | {s['samples_per_epoch']} | {s['seconds_per_sample']:.4f} "
+            f"| {s['seconds_per_epoch']:.0f} | {s['enhanced_SASRec_NDCG@10']:.4f} "
+            f"| {s['enhanced_SASRec_HR@10']:.4f} |"
+        )
+    ratio = e["epoch_cost_ratio_instance_over_user"]
+    lines += [
+        "",
+        f"Instance-level costs {ratio:.1f}x more per epoch. "
+        f"Plain SASRec NDCG@10: {user['plain_SASRec_NDCG@10']:.4f}. {e['note']}.",
+        "",
+    ]
+    return lines
+
+
+def _augment(a: dict) -> list[str]:
+    return [
+        f"## Stage-2 throughput: {a['dataset']} "
+        f"({a['llm']}, {a['dtype']}, batch {a['batch_size']})",
+        "",
+        _command(a),
+        "",
+        f"{a['items']} items, {a['mean_prompt_tokens']:.1f} prompt tokens on average: "
+        f"stage 2 {a['stage2_items_per_second']:.1f} items/s, raw decoder forward on the same "
+        f"batches {a['raw_forward_items_per_second']:.1f} items/s "
+        f"({100 * a['stage2_over_raw']:.1f}%).",
+        "",
+    ]
+
+
+def render(runs: dict[str, dict]) -> str:
+    machine = next((r["machine"] for r in runs.values() if "machine" in r), "unknown")
+    lines = [
+        "# Measured results",
+        "",
+        "Generated by `python benchmarks/results_page.py` from benchmarks/results/*.json; do not "
+        "edit by hand. Machine: 2-core x86_64 CPU (AMX/AVX512-BF16), 24 GiB, no GPU, "
+        f"Python 3.11, torch {next((r['torch'] for r in runs.values() if 'torch' in r), '?')} "
+        f"({machine}). Protocol everywhere: 5-core, chronological leave-one-out, full ranking "
+        "over all items, seen items not masked.",
+        "",
+        *_backbones(runs),
+    ]
+    for name, figures in runs.items():
+        if name.startswith("quality-"):
+            lines += _quality(name, figures)
+        elif name.startswith("sft-efficiency-"):
+            lines += _sft(figures)
+        elif name.startswith("augment-throughput-"):
+            lines += _augment(figures)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    PAGE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = PAGE.with_suffix(".md.tmp")
+    tmp.write_text(render(_load()))
+    tmp.replace(PAGE)
+    print(f"wrote {PAGE}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""Everything a report reads from a finished `tslrec run` directory, loaded and checked up front.
+
+A report is made after the fact, maybe after the run directory moved, so every path is rebuilt
+from the run directory: results.json records model directories relative to wherever the run was
+started. A missing artifact is a TslrecError naming the file, before anything is drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from tslrec.data.dataset import SequenceDataset
+from tslrec.errors import TslrecError
+from tslrec.io import read_json
+from tslrec.llm.augment import load_item_embeddings
+from tslrec.llm.categories import LatentCategories
+from tslrec.llm.sft import STATS_FILE
+from tslrec.pipeline.backbone import PER_USER, RESULTS
+from tslrec.pipeline.tslrec import (
+    CATEGORIES,
+    SFT,
+    STAGE0_BACKBONE,
+    embeddings_path,
+    stage1_dir,
+)
+from tslrec.training.checkpoint import MODEL_META, load_model
+from tslrec.training.trainer import HISTORY
+
+
+def require(path: Path) -> Path:
+    """`path` itself, or a TslrecError naming it: a report cannot be made without it."""
+    if not path.exists():
+        raise TslrecError(f"{path}: missing; the report needs a finished `tslrec run` directory")
+    return path
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One trained backbone: per-epoch history, per-user test ranks and training seconds."""
+
+    directory: Path
+    history: list[dict]
+    per_user: pl.DataFrame
+    seconds: float
+
+    @classmethod
+    def load(cls, directory: Path) -> ModelRun:
+        return cls(
+            directory=directory,
+            history=read_json(require(directory / HISTORY)),
+            per_user=pl.read_parquet(require(directory / PER_USER)),
+            seconds=float(read_json(require(directory / RESULTS))["seconds"]),
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row of results.json: a backbone trained plain and with the TSLRec item table."""
+
+    backbone: str
+    mode: str
+    plain: ModelRun
+    enhanced: ModelRun
+
+
+@dataclass(frozen=True)
+class RunArtifacts:
+    results: dict
+    dataset: SequenceDataset
+    comparisons: list[Comparison]
+    categories: LatentCategories
+    sft: dict  # sft_stats.json: step_losses, epochs, seconds, ...
+    stage0_items: np.ndarray  # (N, H) stage-0 SASRec item table, the one k-means clustered
+    llm_items: np.ndarray  # (N, D) stage-2 LLM item embeddings
+    stage0_dir: Path
+
+    def stage_costs(self) -> dict[str, float]:
+        """Seconds each stage took when it was computed.
+
+        They come from the stage records, not results.json's wall times, which are ~0 for stages
+        a rerun found cached. The plain SASRec is the stage-0 model, so it is counted once.
+        """
+        stages = self.results["stages"]
+        costs = {
+            f"stage 0: SASRec (= plain {STAGE0_BACKBONE})": self.results["stage0"]["seconds"],
+            "stage 1: k-means categories": stages["categories_seconds"],
+            "stage 1: LLM load": stages["llm_load_seconds"],
+            "stage 1: SFT": stages["sft_seconds"],
+            "stage 2: item embeddings": stages["embed_seconds"],
+        }
+        for c in self.comparisons:
+            if c.plain.directory != self.stage0_dir:
+                costs[f"train {c.backbone} plain"] = c.plain.seconds
+            costs[f"train {c.backbone} TSLRec ({c.mode})"] = c.enhanced.seconds
+        return costs
+
+
+def model_dir(root: Path, recorded: str) -> Path:
+    """A model directory of this run: `models/<tag>`, whatever prefix results.json recorded."""
+    return root / "models" / Path(recorded).name
+
+
+def _comparisons(root: Path, rows: list[dict]) -> list[Comparison]:
+    if not rows:
+        raise TslrecError(f"{root / RESULTS}: no plain-vs-enhanced rows (no enhanced models)")
+    return [
+        Comparison(
+            backbone=row["backbone"],
+            mode=row["mode"],
+            plain=ModelRun.load(model_dir(root, row["plain_dir"])),
+            enhanced=ModelRun.load(model_dir(root, row["enhanced_dir"])),
+        )
+        for row in rows
+    ]
+
+
+def load_run(root: Path) -> RunArtifacts:
+    """Read results.json and every artifact the report draws from; fail early and by name."""
+    root = Path(root)
+    results = read_json(require(root / RESULTS))
+    stages = results["stages"]
+    stage1 = stage1_dir(root, stages["stage1_key"])
+    stage0_dir = root / "models" / STAGE0_BACKBONE
+    stage0_model, _ = load_model(require(stage0_dir / "best" / MODEL_META).parent)
+    llm_table, _ = load_item_embeddings(embeddings_path(root, stages["stage2_key"]))
+    return RunArtifacts(
+        results=results,
+        dataset=SequenceDataset.load(root / "data"),
+        comparisons=_comparisons(root, results["rows"]),
+        categories=LatentCategories.load(stage1 / CATEGORIES),
+        sft=read_json(require(stage1 / SFT / STATS_FILE)),
+        stage0_items=stage0_model.item_embeddings().numpy(),
+        llm_items=llm_table[1:].float().numpy(),
+        stage0_dir=stage0_dir,
+    )
