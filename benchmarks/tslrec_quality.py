@@ -9,10 +9,11 @@ Writes benchmarks/results/quality-<dataset>.json (summary, stage costs, every ru
 
 from __future__ import annotations
 
+import polars as pl
 from common import arguments, publish
 
 from tslrec.config import ExperimentConfig, load_config
-from tslrec.pipeline.experiment import run_experiment, summarize
+from tslrec.pipeline.experiment import run_experiment
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
         overrides=args.set,
     )
     runs = run_experiment(exp)
-    summary = summarize(runs)
+    summary = pl.read_parquet(exp.output_dir / exp.name / "summary.parquet")
     first = runs.row(0, named=True)
     figures = {
         "dataset": cfg.data.name,

@@ -219,12 +219,12 @@ def experiment(
     from rich.markdown import Markdown
 
     from tslrec.config import load_experiment
-    from tslrec.pipeline.experiment import run_experiment, summarize, summary_markdown
+    from tslrec.pipeline.experiment import run_experiment
 
     exp = load_experiment(config, set_)
     results = run_experiment(exp, progress=True)
-    console.print(Markdown(summary_markdown(summarize(results))))
     out = exp.output_dir / exp.name
+    console.print(Markdown((out / "summary.md").read_text()))  # written by run_experiment
     console.print(f"{len(results)} runs in {out}/results.parquet (and .csv), summary in summary.md")
 
 
