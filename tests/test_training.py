@@ -87,3 +87,24 @@ def test_resuming_under_other_settings_is_refused(cyclic):
             tmp_path / "r",
             progress=False,
         )
+
+
+def test_a_stage_after_another_gets_its_own_mixed_precision(cyclic):
+    """`tslrec run` fine-tunes the LLM (full precision) then trains backbones (bf16) in one
+    process; accelerate's process-wide state used to refuse the second setting."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    tmp_path, csv = cyclic
+    cfg = tiny_config(tmp_path, csv, train={"epochs": 1, "mixed_precision": "bf16"})
+    ds = load_dataset(cfg)
+    Accelerator(gradient_accumulation_steps=2)  # an earlier stage, as the SFT sets it up
+    fit(
+        build_model(ds.num_items, cfg.model),
+        ds,
+        cfg.train,
+        cfg.eval,
+        tmp_path / "m",
+        progress=False,
+    )
+    assert AcceleratorState().mixed_precision == "bf16"

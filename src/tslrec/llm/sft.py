@@ -35,6 +35,7 @@ from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_j
 from tslrec.llm.categories import preference_target
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import PromptBuilder
+from tslrec.training.accelerator import stage_accelerator
 from tslrec.training.checkpoint import optimizer_tensors, restore_optimizer
 
 log = logging.getLogger(__name__)
@@ -298,7 +299,7 @@ def fine_tune(
     samples = subsample(samples, cfg.max_samples, cfg.seed)
     if not samples:
         raise TslrecError("no fine-tuning samples (are all training sequences empty?)")
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = stage_accelerator(gradient_accumulation_steps=cfg.grad_accum)
     set_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)

@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
@@ -25,6 +24,7 @@ from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
 from tslrec.models import SequentialRecommender
+from tslrec.training.accelerator import stage_accelerator
 from tslrec.training.batches import (
     causal_windows,
     mask_items,
@@ -134,7 +134,7 @@ def fit(
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
     set_seed(train_cfg.seed)
-    accelerator = Accelerator(mixed_precision=train_cfg.mixed_precision)
+    accelerator = stage_accelerator(mixed_precision=train_cfg.mixed_precision)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
     )
