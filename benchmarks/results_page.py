@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from tslrec.pipeline.experiment import mean_std
+
 RESULTS = Path("benchmarks/results")
 PAGE = Path("docs/results.md")
 RECBOLE_BAR = (
@@ -72,7 +74,7 @@ def _quality(name: str, q: dict) -> list[str]:
         for metric in ("NDCG@10", "HR@10"):
             for variant in ("plain", "enhanced"):
                 mean, std = s[f"{variant}_{metric}_mean"], s[f"{variant}_{metric}_std"]
-                cells.append(f"{mean:.4f} ± {std:.4f}")
+                cells.append(mean_std(mean, std, s["seeds"]))
             cells.append(f"{s[f'change_{metric}_%']:+.1f}%")
         cells += [f"{s['paired_ttest_p']:.3g}", f"{s['paired_wilcoxon_p']:.3g}"]
         lines.append("| " + " | ".join(cells) + " |")

@@ -150,6 +150,11 @@ def _seed_mean_ndcg(group: pl.DataFrame, variant: str) -> np.ndarray:
     return np.mean(scores, axis=0)
 
 
+def mean_std(mean: float, std: float, seeds: int) -> str:
+    """Mean ± std over several seeds; a lone seed has no spread to show."""
+    return f"{mean:.4f} ± {std:.4f}" if seeds > 1 else f"{mean:.4f}"
+
+
 def summary_markdown(summary: pl.DataFrame) -> str:
     """The summary as a Markdown table, ready to paste."""
     grid = summary["grid_key"].drop_nulls()
@@ -165,7 +170,7 @@ def summary_markdown(summary: pl.DataFrame) -> str:
         for metric in SUMMARY_METRICS:
             for variant in VARIANTS:
                 mean, std = r[f"{variant}_{metric}_mean"], r[f"{variant}_{metric}_std"]
-                cells.append(f"{mean:.4f} ± {std:.4f}")
+                cells.append(mean_std(mean, std, r["seeds"]))
             cells.append(f"{r[f'change_{metric}_%']:+.1f}%")
         cells.append(f"{r['paired_ttest_p']:.3g}")
         lines.append("| " + " | ".join(cells) + " |")
