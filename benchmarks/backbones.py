@@ -4,9 +4,9 @@
     python benchmarks/backbones.py --config configs/ml-100k.yaml --backbone sasrec gru4rec bert4rec
 
 Each run trains from scratch in a fresh output directory (so timings are real, not cache hits;
-`--resume` instead continues an interrupted run from its last epoch) and records test
-HR/NDCG/MRR (with seen items masked and not, from the same model), epochs to best, seconds per
-epoch, seconds to the best epoch and peak resident memory.
+`--resume` instead continues an interrupted run, or one given a larger train.epochs, from its
+last epoch) and records test HR/NDCG/MRR (with seen items masked and not, from the same model),
+epochs to best, seconds per epoch, seconds to the best epoch and peak resident memory.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     args = arguments(
         __doc__,
         (("--backbone",), {"nargs": "+", "default": ["sasrec"]}),
-        (("--resume",), {"action": "store_true", "help": "continue an interrupted run"}),
+        (("--resume",), {"action": "store_true", "help": "continue an interrupted or shorter run"}),
     )
     for backbone in args.backbone:
         cfg = load_config(args.config, [*args.set, f"model.name={backbone}"])

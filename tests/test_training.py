@@ -108,3 +108,25 @@ def test_a_stage_after_another_gets_its_own_mixed_precision(cyclic):
         progress=False,
     )
     assert AcceleratorState().mixed_precision == "bf16"
+
+
+def test_a_run_given_more_epochs_continues_where_it_stopped(cyclic):
+    tmp_path, csv = cyclic
+
+    def run(out: str, epochs: int) -> dict:
+        cfg = tiny_config(tmp_path / out, csv, train={"epochs": epochs})
+        record = train_and_evaluate(cfg, load_dataset(cfg), progress=False)
+        history = json.loads((cfg.output_dir / "models" / "sasrec" / "history.json").read_text())
+        return {**record, "losses": [h["loss"] for h in history], "history": history}
+
+    straight = run("straight", 4)
+    first = run("extended", 2)
+    extended = run("extended", 4)
+    assert extended["history"][:2] == first["history"]  # kept, timings included: not retrained
+    assert extended["losses"] == pytest.approx(straight["losses"], rel=1e-6)
+    assert extended["test"]["NDCG@10"] == pytest.approx(straight["test"]["NDCG@10"])
+    # fewer epochs than were already run cannot be continued: trained again from scratch
+    shorter = run("extended", 3)
+    assert shorter["epochs_run"] == 3
+    assert shorter["history"][:2] != first["history"]
+    assert shorter["losses"] == pytest.approx(straight["losses"][:3], rel=1e-6)

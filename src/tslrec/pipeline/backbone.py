@@ -21,7 +21,7 @@ from tslrec.data.prepare import prepare_dataset
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.models import ItemEmbedding, build_model
-from tslrec.training.trainer import fit
+from tslrec.training.trainer import HISTORY, fit
 
 RESULTS = "results.json"
 PER_USER = "test_per_user.parquet"
@@ -42,15 +42,29 @@ def stage_key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def settings_key(cfg: Config, dataset: SequenceDataset, meta: dict | None) -> str:
-    """What a trained model depends on: a finished run is reused only if this is unchanged."""
-    train = cfg.train.model_dump(exclude={"num_threads", "ce_chunk_size"})
+def settings_key(
+    cfg: Config, dataset: SequenceDataset, meta: dict | None, *, any_budget: bool = False
+) -> str:
+    """What a trained model depends on: a finished run is reused only if this is unchanged.
+
+    With `any_budget`, the epoch budget is left out: a run given more epochs than it had
+    continues from its last epoch, exactly as if it had been given them from the start.
+    """
+    budget = {"epochs"} if any_budget else set()
+    train = cfg.train.model_dump(exclude={"num_threads", "ce_chunk_size", *budget})
     evaluation = cfg.eval.model_dump(exclude={"batch_size"})
     return stage_key(dataset.manifest["content_hash"], cfg.model, train, evaluation, meta)
 
 
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
     return cfg.output_dir / "models" / (tag or cfg.model.name)
+
+
+def _can_continue(out: Path, resumable: str, epochs: int) -> bool:
+    saved, history = out / "settings.json", out / HISTORY
+    if not saved.is_file() or read_json(saved) != resumable:
+        return False
+    return not history.is_file() or len(read_json(history)) <= epochs
 
 
 def train_and_evaluate(
@@ -64,8 +78,8 @@ def train_and_evaluate(
 ) -> dict:
     """Train `cfg.model` (optionally on an enhanced item embedding) and return its results record.
 
-    A finished run with the same settings is reused, an interrupted one resumes, and a run
-    made under other settings is replaced.
+    A finished run with the same settings is reused; an interrupted one, or one given more
+    epochs, resumes; a run made under other settings (or more epochs than now asked) is replaced.
     """
     out = run_dir(cfg, tag)
     settings = settings_key(cfg, dataset, meta)
@@ -75,10 +89,10 @@ def train_and_evaluate(
             return record
     process = PartialState()  # under `accelerate launch`, only the main process writes
     if process.is_main_process:
-        saved = out / "settings.json"
-        if out.exists() and (not saved.is_file() or read_json(saved) != settings):
+        resumable = settings_key(cfg, dataset, meta, any_budget=True)
+        if out.exists() and not _can_continue(out, resumable, cfg.train.epochs):
             shutil.rmtree(out)  # trained under other settings: neither reusable nor resumable
-        write_json(saved, settings)
+        write_json(out / "settings.json", resumable)
         save_config(cfg, out / "config.yaml")
     process.wait_for_everyone()
     set_seed(cfg.train.seed)
