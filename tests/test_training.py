@@ -92,13 +92,14 @@ def test_resuming_under_other_settings_is_refused(cyclic):
 def test_a_stage_after_another_gets_its_own_mixed_precision(cyclic):
     """`tslrec run` fine-tunes the LLM (full precision) then trains backbones (bf16) in one
     process; accelerate's process-wide state used to refuse the second setting."""
-    from accelerate import Accelerator
     from accelerate.state import AcceleratorState
+
+    from tslrec.training.accelerator import stage_accelerator
 
     tmp_path, csv = cyclic
     cfg = tiny_config(tmp_path, csv, train={"epochs": 1, "mixed_precision": "bf16"})
     ds = load_dataset(cfg)
-    Accelerator(gradient_accumulation_steps=2)  # an earlier stage, as the SFT sets it up
+    stage_accelerator(gradient_accumulation_steps=2)  # an earlier stage, as the SFT sets it up
     fit(
         build_model(ds.num_items, cfg.model),
         ds,
@@ -108,6 +109,8 @@ def test_a_stage_after_another_gets_its_own_mixed_precision(cyclic):
         progress=False,
     )
     assert AcceleratorState().mixed_precision == "bf16"
+    # and the other way round: the SFT after a bf16 stage 0 is not silently autocast
+    assert stage_accelerator(gradient_accumulation_steps=2).state.mixed_precision == "no"
 
 
 def test_a_run_given_more_epochs_continues_where_it_stopped(cyclic):
@@ -130,3 +133,26 @@ def test_a_run_given_more_epochs_continues_where_it_stopped(cyclic):
     assert shorter["epochs_run"] == 3
     assert shorter["history"][:2] != first["history"]
     assert shorter["losses"] == pytest.approx(straight["losses"][:3], rel=1e-6)
+
+
+def test_an_interrupted_continuation_leaves_no_stale_record(cyclic, monkeypatch):
+    import tslrec.pipeline.backbone as backbone
+
+    tmp_path, csv = cyclic
+    short = tiny_config(tmp_path, csv, train={"epochs": 2})
+    longer = tiny_config(tmp_path, csv, train={"epochs": 4})
+    model_dir = short.output_dir / "models" / "sasrec"
+    train_and_evaluate(short, load_dataset(short), progress=False)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backbone, "evaluate", interrupted)  # dies after 4 epochs, before the test
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(longer, load_dataset(longer), progress=False)
+    monkeypatch.undo()
+    # best/ now holds the 4-epoch model: the 2-epoch record must not be served for it
+    assert not (model_dir / "results.json").exists()
+    again = train_and_evaluate(short, load_dataset(short), progress=False)
+    assert again["epochs_run"] == 2
+    assert len(json.loads((model_dir / "history.json").read_text())) == 2

@@ -21,7 +21,7 @@ from tslrec.data.prepare import prepare_dataset
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.models import ItemEmbedding, build_model
-from tslrec.training.trainer import HISTORY, fit
+from tslrec.training.trainer import epochs_done, fit
 
 RESULTS = "results.json"
 PER_USER = "test_per_user.parquet"
@@ -61,10 +61,8 @@ def run_dir(cfg: Config, tag: str | None = None) -> Path:
 
 
 def _can_continue(out: Path, resumable: str, epochs: int) -> bool:
-    saved, history = out / "settings.json", out / HISTORY
-    if not saved.is_file() or read_json(saved) != resumable:
-        return False
-    return not history.is_file() or len(read_json(history)) <= epochs
+    saved = out / "settings.json"
+    return saved.is_file() and read_json(saved) == resumable and epochs_done(out) <= epochs
 
 
 def train_and_evaluate(
@@ -91,7 +89,9 @@ def train_and_evaluate(
     if process.is_main_process:
         resumable = settings_key(cfg, dataset, meta, any_budget=True)
         if out.exists() and not _can_continue(out, resumable, cfg.train.epochs):
-            shutil.rmtree(out)  # trained under other settings: neither reusable nor resumable
+            shutil.rmtree(out)  # other settings, or more epochs than now asked: start over
+        for stale in (RESULTS, PER_USER):  # a shorter run's record no longer describes best/
+            (out / stale).unlink(missing_ok=True)
         write_json(out / "settings.json", resumable)
         save_config(cfg, out / "config.yaml")
     process.wait_for_everyone()

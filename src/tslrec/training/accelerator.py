@@ -4,7 +4,9 @@ accelerate keeps its settings (mixed precision, gradient accumulation) in proces
 singletons and refuses a second `Accelerator` with other settings. `tslrec run` fine-tunes the
 LLM and then trains backbones in one process, each stage with its own settings, so every stage
 starts from a clean slate. The process group (`PartialState`) is kept: under
-`accelerate launch` it belongs to the whole process, not to a stage.
+`accelerate launch` it belongs to the whole process, not to a stage. That suits plain
+data-parallel launches (DDP, DeepSpeed); an FSDP launch records its plugin in the kept state
+and would need it restored here before a second stage.
 """
 
 from __future__ import annotations

@@ -104,6 +104,12 @@ def _save_state(path: Path, model, optimizer, state: TrainState, key: dict) -> N
         write_json(tmp / "trainer.json", meta)
 
 
+def epochs_done(output_dir: Path) -> int:
+    """How many epochs the resumable state in `output_dir` has trained (0 when there is none)."""
+    saved = Path(output_dir) / "state" / "trainer.json"
+    return read_json(saved)["state"]["epoch"] if saved.is_file() else 0
+
+
 def _load_state(path: Path, model, optimizer, key: dict) -> TrainState:
     meta = read_json(path / "trainer.json")
     if meta.get("resume_key") != key:
