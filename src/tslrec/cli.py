@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 app = typer.Typer(help="TSLRec: LLM-enhanced sequential recommendation.", no_args_is_help=True)
 data_app = typer.Typer(help="Prepare and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-console = Console()
+# rich cuts tables to 80 columns when output goes to a file or pipe: logs get the whole table
+console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]
