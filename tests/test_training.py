@@ -11,6 +11,11 @@ from tslrec.training.checkpoint import load_model
 from tslrec.training.trainer import fit
 
 
+def fit_new_model(ds, cfg, train_cfg, out):
+    """Fit a freshly built model of `cfg.model` into `out`, without a progress bar."""
+    return fit(build_model(ds.num_items, cfg.model), ds, train_cfg, cfg.eval, out, progress=False)
+
+
 @pytest.fixture()
 def cyclic(tmp_path):
     csv = write_interactions_csv(tmp_path / "c.csv", cyclic_sequences())
@@ -69,24 +74,10 @@ def test_resuming_under_other_settings_is_refused(cyclic):
     tmp_path, csv = cyclic
     cfg = tiny_config(tmp_path, csv, train={"epochs": 1})
     ds = load_dataset(cfg)
-    fit(
-        build_model(ds.num_items, cfg.model),
-        ds,
-        cfg.train,
-        cfg.eval,
-        tmp_path / "r",
-        progress=False,
-    )
+    fit_new_model(ds, cfg, cfg.train, tmp_path / "r")
     other = cfg.train.model_copy(update={"lr": 0.5, "epochs": 2})
     with pytest.raises(TslrecError, match="other settings"):
-        fit(
-            build_model(ds.num_items, cfg.model),
-            ds,
-            other,
-            cfg.eval,
-            tmp_path / "r",
-            progress=False,
-        )
+        fit_new_model(ds, cfg, other, tmp_path / "r")
 
 
 def test_a_stage_after_another_gets_its_own_mixed_precision(cyclic):
@@ -100,14 +91,7 @@ def test_a_stage_after_another_gets_its_own_mixed_precision(cyclic):
     cfg = tiny_config(tmp_path, csv, train={"epochs": 1, "mixed_precision": "bf16"})
     ds = load_dataset(cfg)
     stage_accelerator(gradient_accumulation_steps=2)  # an earlier stage, as the SFT sets it up
-    fit(
-        build_model(ds.num_items, cfg.model),
-        ds,
-        cfg.train,
-        cfg.eval,
-        tmp_path / "m",
-        progress=False,
-    )
+    fit_new_model(ds, cfg, cfg.train, tmp_path / "m")
     assert AcceleratorState().mixed_precision == "bf16"
     # and the other way round: the SFT after a bf16 stage 0 is not silently autocast
     assert stage_accelerator(gradient_accumulation_steps=2).state.mixed_precision == "no"

@@ -41,6 +41,7 @@ from tslrec.training.losses import LOSSES
 
 VALID_METRIC = "NDCG@10"
 HISTORY = "history.json"
+STATE_DIR, STATE_FILE = "state", "trainer.json"  # the resumable state, rewritten every epoch
 
 
 @dataclass
@@ -101,17 +102,17 @@ def _save_state(path: Path, model, optimizer, state: TrainState, key: dict) -> N
         save_tensors(tmp / MODEL_FILE, model.state_dict())
         save_tensors(tmp / "optimizer.safetensors", tensors)
         meta = {"state": asdict(state), "optimizer": optim_meta, "resume_key": key}
-        write_json(tmp / "trainer.json", meta)
+        write_json(tmp / STATE_FILE, meta)
 
 
 def epochs_done(output_dir: Path) -> int:
     """How many epochs the resumable state in `output_dir` has trained (0 when there is none)."""
-    saved = Path(output_dir) / "state" / "trainer.json"
+    saved = Path(output_dir) / STATE_DIR / STATE_FILE
     return read_json(saved)["state"]["epoch"] if saved.is_file() else 0
 
 
 def _load_state(path: Path, model, optimizer, key: dict) -> TrainState:
-    meta = read_json(path / "trainer.json")
+    meta = read_json(path / STATE_FILE)
     if meta.get("resume_key") != key:
         raise TslrecError(
             f"{path}: a training state from another model or other settings; "
@@ -145,8 +146,8 @@ def fit(
         model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
     )
     state, key = TrainState(), _resume_key(model, train_cfg)
-    if (output_dir / "state" / "trainer.json").is_file():
-        state = _load_state(output_dir / "state", model, optimizer, key)
+    if epochs_done(output_dir):
+        state = _load_state(output_dir / STATE_DIR, model, optimizer, key)
     loader = DataLoader(
         _training_tensors(model, dataset), batch_size=train_cfg.batch_size, shuffle=True
     )
@@ -189,7 +190,7 @@ def fit(
         else:
             state.bad_epochs += 1
         if accelerator.is_main_process:
-            _save_state(output_dir / "state", plain, optimizer, state, key)
+            _save_state(output_dir / STATE_DIR, plain, optimizer, state, key)
             write_json(output_dir / HISTORY, state.history)
         bar.update(1)
         bar.set_postfix(
