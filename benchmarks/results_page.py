@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from tslrec.pipeline.experiment import mean_std
+from tslrec.evaluation.formatting import mean_std, signed_percent
 
 RESULTS = Path("benchmarks/results")
 PAGE = Path("docs/results.md")
@@ -75,7 +75,7 @@ def _quality(name: str, q: dict) -> list[str]:
             for variant in ("plain", "enhanced"):
                 mean, std = s[f"{variant}_{metric}_mean"], s[f"{variant}_{metric}_std"]
                 cells.append(mean_std(mean, std, s["seeds"]))
-            cells.append(f"{s[f'change_{metric}_%']:+.1f}%")
+            cells.append(signed_percent(s[f"change_{metric}_%"]))
         cells += [f"{s['paired_ttest_p']:.3g}", f"{s['paired_wilcoxon_p']:.3g}"]
         lines.append("| " + " | ".join(cells) + " |")
     st = q["stages"]

@@ -82,10 +82,3 @@ def test_a_grid_over_backbone_settings_is_refused_with_the_key(tmp_path):
     path.write_text(yaml.safe_dump({"name": "x", "configs": ["a.yaml"], "grid": grid}))
     with pytest.raises(ConfigError, match=r"bad.yaml: key 'grid.key'.*LLM stages"):
         load_experiment(path)
-
-
-def test_a_lone_seed_shows_no_spread():
-    from tslrec.pipeline.experiment import mean_std
-
-    assert mean_std(0.12345, 0.01, 3) == "0.1235 ± 0.0100"
-    assert mean_std(0.5, 0.0, 1) == "0.5000"

@@ -48,3 +48,10 @@ def test_llm_stages_see_only_training_prefixes(pipeline_config, monkeypatch):
     for user, sequence in enumerate(seen["sequences"]):
         full = dataset.sequences[user].tolist()
         assert sequence == full[:-2], "the SFT prompt and target use the training prefix only"
+
+
+def test_the_public_api_is_the_listed_names_loaded_on_first_use():
+    import tslrec
+
+    assert sorted(tslrec.__all__) == sorted(tslrec._PUBLIC)
+    assert all(callable(getattr(tslrec, name)) for name in tslrec.__all__)

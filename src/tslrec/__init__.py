@@ -10,15 +10,41 @@ The public API, in the order data flows through it::
     run_tslrec(cfg)  # stage 0, 1, 2 and plain vs enhanced backbones
 """
 
-from tslrec.config import Config, load_config
-from tslrec.data.dataset import SequenceDataset
-from tslrec.data.prepare import prepare_dataset
-from tslrec.evaluation.evaluator import evaluate
-from tslrec.models import build_model
-from tslrec.pipeline.tslrec import run_tslrec
-from tslrec.training.trainer import fit
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# Imported on first use, so that `tslrec --help` and tools that only read figures
+# (tslrec.evaluation.formatting) do not pay for torch.
+_PUBLIC = {
+    "Config": "tslrec.config",
+    "load_config": "tslrec.config",
+    "SequenceDataset": "tslrec.data.dataset",
+    "prepare_dataset": "tslrec.data.prepare",
+    "evaluate": "tslrec.evaluation.evaluator",
+    "build_model": "tslrec.models",
+    "run_tslrec": "tslrec.pipeline.tslrec",
+    "fit": "tslrec.training.trainer",
+}
+
+if TYPE_CHECKING:
+    from tslrec.config import Config, load_config
+    from tslrec.data.dataset import SequenceDataset
+    from tslrec.data.prepare import prepare_dataset
+    from tslrec.evaluation.evaluator import evaluate
+    from tslrec.models import build_model
+    from tslrec.pipeline.tslrec import run_tslrec
+    from tslrec.training.trainer import fit
+
+
+def __getattr__(name: str) -> object:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'tslrec' has no attribute {name!r}")
+    return getattr(import_module(_PUBLIC[name]), name)
+
 
 __all__ = [
     "Config",

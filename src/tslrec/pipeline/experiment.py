@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from tslrec.config import Config, ExperimentConfig, load_config
+from tslrec.evaluation.formatting import mean_std, signed_percent
 from tslrec.evaluation.significance import paired_test_scores, per_user_ndcg
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.pipeline.backbone import PER_USER, RESULTS, load_dataset
@@ -150,11 +151,6 @@ def _seed_mean_ndcg(group: pl.DataFrame, variant: str) -> np.ndarray:
     return np.mean(scores, axis=0)
 
 
-def mean_std(mean: float, std: float, seeds: int) -> str:
-    """Mean ± std over several seeds; a lone seed has no spread to show."""
-    return f"{mean:.4f} ± {std:.4f}" if seeds > 1 else f"{mean:.4f}"
-
-
 def summary_markdown(summary: pl.DataFrame) -> str:
     """The summary as a Markdown table, ready to paste."""
     grid = summary["grid_key"].drop_nulls()
@@ -171,7 +167,7 @@ def summary_markdown(summary: pl.DataFrame) -> str:
             for variant in VARIANTS:
                 mean, std = r[f"{variant}_{metric}_mean"], r[f"{variant}_{metric}_std"]
                 cells.append(mean_std(mean, std, r["seeds"]))
-            cells.append(f"{r[f'change_{metric}_%']:+.1f}%")
+            cells.append(signed_percent(r[f"change_{metric}_%"]))
         cells.append(f"{r['paired_ttest_p']:.3g}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ from accelerate.utils import set_seed
 
 from tslrec.config import Config, save_config
 from tslrec.data.dataset import SequenceDataset
+from tslrec.evaluation.formatting import percent_change
 from tslrec.evaluation.significance import paired_test
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.llm import sft as sft_stage
@@ -230,11 +231,6 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
     with atomic_path(cfg.output_dir / "results.md") as tmp:
         tmp.write_text(results_markdown(results) + "\n")
     return results
-
-
-def percent_change(before: float, after: float) -> str:
-    """The relative change as "+1.2%" ("+0.0%" from a zero baseline, where it is undefined)."""
-    return f"{(after - before) / before * 100 if before else 0.0:+.1f}%"
 
 
 def comparison_table(results: dict) -> tuple[list[str], list[list[str]]]:

@@ -1,0 +1,23 @@
+import subprocess
+import sys
+
+from tslrec.evaluation.formatting import mean_std, percent_change, signed_percent
+
+
+def test_relative_change_is_rounded_to_a_tenth_of_a_percent_with_its_sign():
+    assert percent_change(0.0698, 0.0723) == "+3.6%"  # 0.0025 / 0.0698 = 3.58%
+    assert percent_change(0.0682, 0.0650) == "-4.7%"  # -0.0032 / 0.0682 = -4.69%
+    assert percent_change(0.0, 0.1) == "+0.0%"  # undefined from zero: shown as no change
+    assert signed_percent(2.04) == "+2.0%"
+
+
+def test_a_lone_seed_shows_no_spread():
+    assert mean_std(0.12345, 0.01, 3) == "0.1235 ± 0.0100"
+    assert mean_std(0.5, 0.0, 1) == "0.5000"
+
+
+def test_formatting_does_not_pull_in_torch():
+    """The results page only formats JSON figures: it must not pay for importing torch."""
+    code = "import sys, tslrec.evaluation.formatting; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
