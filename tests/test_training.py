@@ -8,7 +8,7 @@ from tslrec.evaluation.evaluator import evaluate
 from tslrec.models import build_model
 from tslrec.pipeline.backbone import load_dataset, train_and_evaluate
 from tslrec.training.checkpoint import load_model
-from tslrec.training.trainer import fit
+from tslrec.training.trainer import epochs_done, fit
 
 
 def fit_new_model(ds, cfg, train_cfg, out):
@@ -49,6 +49,9 @@ def test_training_is_deterministic_and_resumes_to_the_same_result(cyclic):
     _, full = run(tmp_path / "a", 4)
     _, again = run(tmp_path / "b", 4)
     run(tmp_path / "c", 2)  # "interrupted" after 2 epochs
+    # ... even in the instant its last state write had moved the old state aside
+    (tmp_path / "c" / "state").rename(tmp_path / "c" / ".state.previous")
+    assert epochs_done(tmp_path / "c") == 2
     _, resumed = run(tmp_path / "c", 4)
     losses = lambda r: [h["loss"] for h in r.history]  # noqa: E731
     assert losses(full) == losses(again)

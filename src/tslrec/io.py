@@ -34,17 +34,44 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def _previous(path: Path) -> Path:
+    return path.with_name(f".{path.name}.previous")
+
+
+def restore_interrupted(path: str | Path) -> Path:
+    """Put back the previous version of a directory whose replacement was cut short.
+
+    `atomic_dir` moves the old directory aside before renaming the new one into place; a crash
+    between those two renames leaves only the old one, aside. Readers that decide whether a
+    directory exists (checkpoints to resume, models to load) call this first.
+    """
+    path = Path(path)
+    previous = _previous(path)
+    if previous.is_dir() and not path.exists():
+        os.replace(previous, path)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory that replaces `path` as a whole once the block succeeds."""
-    path = Path(path)
+    """Yield a temporary directory that replaces `path` as a whole once the block succeeds.
+
+    At every moment either the old or the new directory is complete at `path` or, for the
+    instant between two renames, beside it (see `restore_interrupted`).
+    """
+    path = restore_interrupted(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    previous = _previous(path)
     try:
         yield tmp
+        if previous.exists():
+            shutil.rmtree(previous)
         if path.exists():
-            shutil.rmtree(path)
+            os.replace(path, previous)
         os.replace(tmp, path)
+        if previous.exists():
+            shutil.rmtree(previous)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

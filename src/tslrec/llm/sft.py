@@ -31,7 +31,14 @@ from tqdm.auto import tqdm
 
 from tslrec.config import SFTConfig
 from tslrec.errors import TslrecError
-from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
+from tslrec.io import (
+    atomic_dir,
+    load_tensors,
+    read_json,
+    restore_interrupted,
+    save_tensors,
+    write_json,
+)
 from tslrec.llm.categories import preference_target
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import PromptBuilder
@@ -233,11 +240,17 @@ def load_fine_tuned(model: PreferenceModel, output_dir: str | Path) -> dict[str,
     ``model`` must be built exactly as for training (same LLM, prompt builder, K and LoRA
     settings). The returned dict holds the finished epoch count and the loss history.
     """
-    directory = Path(output_dir) / CHECKPOINT_DIR
-    if not (directory / "state.json").is_file():
+    directory = _checkpoint(output_dir)
+    if directory is None:
         raise TslrecError(f"{output_dir}: no fine-tuned checkpoint (run the fine-tuning step)")
     model.load_trainable_state_dict(load_tensors(directory / "trainable.safetensors"))
     return read_json(directory / "state.json")
+
+
+def _checkpoint(output_dir: str | Path) -> Path | None:
+    """The finished checkpoint directory under ``output_dir``, None if there is none."""
+    directory = restore_interrupted(Path(output_dir) / CHECKPOINT_DIR)
+    return directory if (directory / "state.json").is_file() else None
 
 
 def _resume_settings(cfg: SFTConfig) -> dict[str, Any]:
@@ -261,8 +274,8 @@ def _try_resume(
     digest: str,
 ) -> dict[str, Any] | None:
     """Restore model + optimizer from ``output_dir`` if a compatible checkpoint is there."""
-    directory = output_dir / CHECKPOINT_DIR
-    if not (directory / "state.json").is_file():
+    directory = _checkpoint(output_dir)
+    if directory is None:
         return None
     state = read_json(directory / "state.json")
     if state["settings"] != _resume_settings(cfg) or state["samples_digest"] != digest:
@@ -270,7 +283,7 @@ def _try_resume(
             f"{directory}: checkpoint from different fine-tuning settings or samples; "
             "delete it or use another output directory"
         )
-    model.load_trainable_state_dict(load_tensors(directory / "trainable.safetensors"))
+    load_fine_tuned(model, output_dir)
     restore_optimizer(
         optimizer,
         load_tensors(directory / "optimizer.safetensors"),

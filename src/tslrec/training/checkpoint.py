@@ -12,7 +12,14 @@ from typing import Any
 import torch
 
 from tslrec.config import ModelConfig
-from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
+from tslrec.io import (
+    atomic_dir,
+    load_tensors,
+    read_json,
+    restore_interrupted,
+    save_tensors,
+    write_json,
+)
 from tslrec.models import SequentialRecommender, build_model
 from tslrec.models.item_embedding import build_item_embedding
 
@@ -35,7 +42,7 @@ def load_model(path: str | Path) -> tuple[SequentialRecommender, dict[str, Any]]
     external table itself is a buffer in `model.safetensors`, so a placeholder of the right
     shape is built first and then overwritten by the saved weights.
     """
-    path = Path(path)
+    path = restore_interrupted(path)
     meta = read_json(path / MODEL_META)
     cfg = ModelConfig(**meta["model"])
     item_embedding = None

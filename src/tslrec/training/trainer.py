@@ -22,7 +22,14 @@ from tslrec.config import EvalConfig, TrainConfig
 from tslrec.data.dataset import SequenceDataset
 from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import evaluate
-from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
+from tslrec.io import (
+    atomic_dir,
+    load_tensors,
+    read_json,
+    restore_interrupted,
+    save_tensors,
+    write_json,
+)
 from tslrec.models import SequentialRecommender
 from tslrec.training.accelerator import stage_accelerator
 from tslrec.training.batches import (
@@ -107,7 +114,7 @@ def _save_state(path: Path, model, optimizer, state: TrainState, key: dict) -> N
 
 def epochs_done(output_dir: Path) -> int:
     """How many epochs the resumable state in `output_dir` has trained (0 when there is none)."""
-    saved = Path(output_dir) / STATE_DIR / STATE_FILE
+    saved = restore_interrupted(Path(output_dir) / STATE_DIR) / STATE_FILE
     return read_json(saved)["state"]["epoch"] if saved.is_file() else 0
 
 

@@ -1,0 +1,52 @@
+import os
+
+import pytest
+
+from tslrec.io import atomic_dir, atomic_path, read_json, restore_interrupted, write_json
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    write_json(tmp_path / "a.json", {"v": 1})
+    with pytest.raises(Crash), atomic_path(tmp_path / "a.json") as tmp:
+        tmp.write_text("{half")
+        raise Crash
+    assert read_json(tmp_path / "a.json") == {"v": 1}
+    assert os.listdir(tmp_path) == ["a.json"]
+
+
+def test_a_directory_is_replaced_as_a_whole(tmp_path):
+    target = tmp_path / "ckpt"
+    with atomic_dir(target) as tmp:
+        (tmp / "old_only").write_text("1")
+    with pytest.raises(Crash), atomic_dir(target) as tmp:
+        (tmp / "new").write_text("2")
+        raise Crash
+    assert sorted(os.listdir(target)) == ["old_only"]
+    with atomic_dir(target) as tmp:
+        (tmp / "new").write_text("2")
+    assert sorted(os.listdir(target)) == ["new"]
+    assert os.listdir(tmp_path) == ["ckpt"]  # no temporary and no previous version left
+
+
+def test_a_replacement_cut_between_its_two_renames_is_undone(tmp_path, monkeypatch):
+    target = tmp_path / "ckpt"
+    with atomic_dir(target) as tmp:
+        (tmp / "v1").write_text("1")
+    real_replace, calls = os.replace, []
+
+    def crash_on_second_rename(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise Crash
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_second_rename)
+    with pytest.raises(Crash), atomic_dir(target) as tmp:
+        (tmp / "v2").write_text("2")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert not target.exists()  # the old version is only aside now
+    assert sorted(os.listdir(restore_interrupted(target))) == ["v1"]
