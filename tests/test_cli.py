@@ -27,16 +27,14 @@ def test_prepare_train_evaluate_recommend(tmp_path):
     full = runner.invoke(app, ["evaluate", "-c", str(cfg)])
     sampled = runner.invoke(app, ["evaluate", "-c", str(cfg), "-s", "eval.protocol=sampled"])
     assert sampled.exit_code == 0 and "sampled ranking" in sampled.output
-
-    def hr20(output):  # a subset of the candidates can only move the target up
-        return float(next(line for line in output.splitlines() if "HR" in line).split()[-2])
-
-    assert hr20(sampled.output) >= hr20(full.output)
+    assert "full ranking" in full.output  # the ranks themselves: test_metrics.py
     # the cycle says i5 follows i4: a trained model recommends it first for a new user
     result = runner.invoke(app, ["recommend", "-c", str(cfg), "--items", "i2,i3,i4", "-k", "3"])
     assert result.exit_code == 0, result.output
     first_row = next(line for line in result.output.splitlines() if line.strip().startswith("│ 1"))
     assert "i5" in first_row
+    zero = runner.invoke(app, ["recommend", "-c", str(cfg), "--items", "i2", "-k", "0"])
+    assert zero.exit_code != 0 and "greater than or equal to 1" in zero.output
 
 
 def test_bad_config_key_exits_non_zero_with_the_key_named(tmp_path):

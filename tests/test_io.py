@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from tslrec.errors import TslrecError
 from tslrec.io import atomic_dir, atomic_path, read_json, restore_interrupted, write_json
 
 
@@ -50,3 +51,10 @@ def test_a_replacement_cut_between_its_two_renames_is_undone(tmp_path, monkeypat
     monkeypatch.setattr(os, "replace", real_replace)
     assert not target.exists()  # the old version is only aside now
     assert sorted(os.listdir(restore_interrupted(target))) == ["v1"]
+
+
+def test_a_damaged_json_file_is_named_with_its_line_and_column(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text('{\n  "a": 1,\n  "b": \n}\n')
+    with pytest.raises(TslrecError, match=r"results.json: not valid JSON at line 4, column 1"):
+        read_json(path)

@@ -35,3 +35,40 @@ def test_paired_test_detects_a_consistent_improvement_and_not_noise():
     result = paired_test(base, better)
     assert result["mean_diff"] > 0 and result["ttest_p"] < 1e-6 and result["wilcoxon_p"] < 1e-6
     assert paired_test(base, base)["ttest_p"] == 1.0
+
+
+def test_sampled_and_seen_masked_ranks_count_only_their_candidates(tmp_path):
+    """Per user: full rank = items (not padding) scoring >= the target, others of them ahead;
+    sampled rank = the same among the user's sampled negatives; masking drops seen items."""
+    from synthetic import cyclic_sequences, tiny_config, write_interactions_csv
+
+    from tslrec.evaluation.evaluator import evaluate
+    from tslrec.models import build_model
+    from tslrec.pipeline.backbone import load_dataset
+
+    cfg = tiny_config(tmp_path, write_interactions_csv(tmp_path / "c.csv", cyclic_sequences()))
+    ds = load_dataset(cfg)
+    torch.manual_seed(0)
+    model = build_model(ds.num_items, cfg.model).eval()  # untrained: arbitrary, untied scores
+    users = np.arange(ds.num_users)
+    with torch.no_grad():
+        scores = model.score(torch.from_numpy(ds.histories(users, "test", cfg.model.max_len)))
+    result = {
+        (protocol, masked): evaluate(
+            model,
+            ds,
+            "test",
+            cfg.eval.model_copy(update={"protocol": protocol, "mask_seen": masked}),
+        )
+        .per_user["rank"]
+        .to_numpy()
+        for protocol, masked in (("full", False), ("sampled", False), ("full", True))
+    }
+    for u in users:
+        target = ds.target(u, "test")
+        above = scores[u] >= scores[u, target]
+        above[0] = above[target] = False
+        seen = np.setdiff1d(ds.history(u, "test"), [target])
+        assert result[("full", False)][u] == int(above.sum())
+        assert result[("sampled", False)][u] == int(above[ds.negatives("test")[u]].sum())
+        assert result[("full", True)][u] == int(above.sum()) - int(above[seen].sum())

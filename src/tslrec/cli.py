@@ -168,7 +168,7 @@ def recommend(
     items: Annotated[
         str | None, typer.Option(help="A new user's item ids, oldest first, comma-separated.")
     ] = None,
-    k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many items.")] = 10,
 ) -> None:
     """Top-k items for a known user, or for a new user's raw item sequence."""
     from tslrec.data.dataset import left_pad

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from tslrec.errors import TslrecError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -83,7 +85,13 @@ def write_json(path: str | Path, data: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise TslrecError(
+            f"{path}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}); "
+            "it was not written by tslrec or was damaged: delete it to recompute"
+        ) from None
 
 
 def save_tensors(
