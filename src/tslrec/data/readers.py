@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import csv
 import gzip
 import importlib.metadata
 import json
@@ -174,6 +175,14 @@ def _read_delimited(
         raise DataError("file is empty: expected data rows", path=path) from None
     except pl.exceptions.PolarsError as err:
         kind = "TSV" if separator == "\t" else "CSV"
+        ragged = _first_ragged_line(path, separator, quote_char)
+        if ragged is not None:
+            line, expected, found = ragged
+            raise DataError(
+                f"expected {expected} fields like the first line, found {found}",
+                path=path,
+                line=line,
+            ) from None
         reason = str(err).splitlines()[0]  # drop polars' hints about its own reader options
         raise DataError(f"cannot be parsed as {kind}: {reason}", path=path) from None
     if names is not None:
@@ -187,6 +196,27 @@ def _read_delimited(
     # Blank lines come back as all-null rows: number rows, then drop them, so lines stay exact.
     frame = frame.with_row_index(_ROW).filter(~pl.all_horizontal(pl.exclude(_ROW).is_null()))
     return _non_empty(_Table(path, frame, first_line=2 if has_header else 1))
+
+
+def _first_ragged_line(
+    path: Path, separator: str, quote_char: str | None
+) -> tuple[int, int, int] | None:
+    """(line, expected fields, found fields) of the first line whose field count differs.
+
+    polars reports a ragged file without saying where; this second pass finds the line.
+    """
+    quoting = {"quotechar": quote_char} if quote_char else {"quoting": csv.QUOTE_NONE}
+    with _decoding(path), _open_text(path) as fh:
+        rows = csv.reader(fh, delimiter=separator, **quoting)
+        expected = None
+        for row in rows:
+            if not row:
+                continue
+            if expected is None:
+                expected = len(row)
+            elif len(row) != expected:
+                return rows.line_num, expected, len(row)
+    return None
 
 
 def _read_parquet(path: Path) -> _Table:
