@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from tslrec.evaluation.formatting import mean_std, signed_percent
+from tslrec.evaluation.formatting import summary_table
+from tslrec.io import atomic_path
 
 RESULTS = Path("benchmarks/results")
 PAGE = Path("docs/results.md")
@@ -59,35 +60,27 @@ def _backbones(runs: dict[str, dict]) -> list[str]:
     return [*lines, "", *notes, ""] if notes else [*lines, ""]
 
 
-def _quality(name: str, q: dict) -> list[str]:
+def _experiment(e: dict) -> list[str]:
+    grid = f", grid over {e['grid']['key']}" if e["grid"] else ""
     lines = [
-        f"## TSLRec vs plain: {q['dataset']} ({q['llm']}, {q['mode']}, seeds {q['seeds']})",
+        f"## TSLRec vs plain: experiment {e['experiment']} "
+        f"({e['llm']}, {e['mode']}, seeds {e['seeds']}{grid})",
         "",
-        _command(q),
+        _command(e),
         "",
-        "| backbone | plain NDCG@10 | TSLRec NDCG@10 | change | plain HR@10 | TSLRec HR@10 "
-        "| change | paired t p | Wilcoxon p |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for backbone, s in q["summary"].items():
-        cells = [backbone]
-        for metric in ("NDCG@10", "HR@10"):
-            for variant in ("plain", "enhanced"):
-                mean, std = s[f"{variant}_{metric}_mean"], s[f"{variant}_{metric}_std"]
-                cells.append(mean_std(mean, std, s["seeds"]))
-            cells.append(signed_percent(s[f"change_{metric}_%"]))
-        cells += [f"{s['paired_ttest_p']:.3g}", f"{s['paired_wilcoxon_p']:.3g}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    st = q["stages"]
-    stage0 = f"Stage 0 {st['stage0_seconds']:.0f} s; " if "stage0_seconds" in st else ""
-    lines += [
+        summary_table(e["summary"]),
         "",
-        f"{stage0}user-level SFT {st['sft_samples']} samples, {st['sft_seconds']:.0f} s; "
-        f"stage 2 {st['embed_seconds']:.0f} s. Paired tests over users on per-user NDCG@10 "
-        "averaged across seeds." + (f" Note: {q['note']}." if "note" in q else ""),
+        "Paired tests over users on per-user NDCG@10 averaged across seeds. LLM-stage costs:",
         "",
     ]
-    return lines
+    for st in e["stages"]:
+        value = f" {e['grid']['key']} = {json.loads(st['grid_value'])}:" if e["grid"] else ""
+        lines.append(
+            f"- {st['dataset']}{value} stage 0 {st['stage0_seconds']:.0f} s, user-level SFT "
+            f"{st['sft_samples']} samples in {st['sft_seconds']:.0f} s, "
+            f"stage 2 {st['embed_seconds']:.0f} s."
+        )
+    return [*lines, ""]
 
 
 def _sft(e: dict) -> list[str]:
@@ -145,8 +138,8 @@ def render(runs: dict[str, dict]) -> str:
         *_backbones(runs),
     ]
     for name, figures in runs.items():
-        if name.startswith("quality-"):
-            lines += _quality(name, figures)
+        if name.startswith("experiment-"):
+            lines += _experiment(figures)
         elif name.startswith("sft-efficiency-"):
             lines += _sft(figures)
         elif name.startswith("augment-throughput-"):
@@ -155,10 +148,8 @@ def render(runs: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    PAGE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = PAGE.with_suffix(".md.tmp")
-    tmp.write_text(render(_load()))
-    tmp.replace(PAGE)
+    with atomic_path(PAGE) as tmp:
+        tmp.write_text(render(_load()))
     print(f"wrote {PAGE}", file=sys.stderr)
 
 

@@ -82,3 +82,15 @@ def test_a_grid_over_backbone_settings_is_refused_with_the_key(tmp_path):
     path.write_text(yaml.safe_dump({"name": "x", "configs": ["a.yaml"], "grid": grid}))
     with pytest.raises(ConfigError, match=r"bad.yaml: key 'grid.key'.*LLM stages"):
         load_experiment(path)
+
+
+def test_a_stage_2_grid_shares_stage_1_and_reports_its_cost_in_every_cell(experiment_file):
+    path, _ = experiment_file
+    spec = yaml.safe_load(path.read_text())
+    spec.update(
+        name="pooling", seeds=[42], grid={"key": "augment.pooling", "values": ["last", "mean"]}
+    )
+    path.write_text(yaml.safe_dump(spec))
+    cells = run_experiment(load_experiment(path)).filter(pl.col("variant") == "enhanced")
+    assert cells["embed_seconds"].min() > 0  # each pooling embeds the items anew ...
+    assert cells["sft_seconds"].n_unique() == 1 and cells["sft_seconds"][0] > 0  # ... once tuned

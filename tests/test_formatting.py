@@ -17,7 +17,7 @@ def test_a_lone_seed_shows_no_spread():
 
 
 def test_formatting_does_not_pull_in_torch():
-    """The results page only formats JSON figures: it must not pay for importing torch."""
-    code = "import sys, tslrec.evaluation.formatting; print('torch' in sys.modules)"
+    """The results page only formats and writes JSON figures: it must not pay for torch."""
+    code = "import sys, tslrec.evaluation.formatting, tslrec.io; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -5,6 +5,12 @@ Kept free of torch and polars so that tools which only read JSON figures stay li
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
+VARIANTS = ("plain", "enhanced")
+SUMMARY_METRICS = ("NDCG@10", "HR@10")
+
 
 def signed_percent(value: float) -> str:
     """A percentage with its sign: "+1.2%", "-0.4%"."""
@@ -19,3 +25,26 @@ def percent_change(before: float, after: float) -> str:
 def mean_std(mean: float, std: float, seeds: int) -> str:
     """Mean ± std over several seeds; a lone seed has no spread to show."""
     return f"{mean:.4f} ± {std:.4f}" if seeds > 1 else f"{mean:.4f}"
+
+
+def summary_table(rows: Sequence[dict]) -> str:
+    """An experiment summary (`tslrec.pipeline.experiment.summarize` rows) as Markdown."""
+    grid_key = next((r["grid_key"] for r in rows if r.get("grid_key")), None)
+    header = ["dataset", *([grid_key] if grid_key else []), "backbone", "seeds"]
+    for metric in SUMMARY_METRICS:
+        header += [f"plain {metric}", f"TSLRec {metric}", "change"]
+    header += ["paired t p (NDCG@10)", "Wilcoxon p"]
+    text = 3 if grid_key else 2  # dataset, grid value, backbone: left-aligned
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * text + "---:|" * (len(header) - text)]
+    for r in rows:
+        value = [str(json.loads(r["grid_value"]))] if grid_key else []  # stored as JSON text
+        cells = [r["dataset"], *value, r["backbone"]]
+        cells.append(str(r["seeds"]))
+        for metric in SUMMARY_METRICS:
+            for variant in VARIANTS:
+                mean, std = r[f"{variant}_{metric}_mean"], r[f"{variant}_{metric}_std"]
+                cells.append(mean_std(mean, std, r["seeds"]))
+            cells.append(signed_percent(r[f"change_{metric}_%"]))
+        cells += [f"{r['paired_ttest_p']:.3g}", f"{r['paired_wilcoxon_p']:.3g}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -16,14 +16,11 @@ import numpy as np
 import polars as pl
 
 from tslrec.config import Config, ExperimentConfig, load_config
-from tslrec.evaluation.formatting import mean_std, signed_percent
+from tslrec.evaluation.formatting import SUMMARY_METRICS, VARIANTS, summary_table
 from tslrec.evaluation.significance import paired_test_scores, per_user_ndcg
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.pipeline.backbone import PER_USER, RESULTS, load_dataset
 from tslrec.pipeline.tslrec import downstream, stage0, stage1_and_2
-
-VARIANTS = ("plain", "enhanced")
-SUMMARY_METRICS = ("NDCG@10", "HR@10")
 
 
 def git_commit() -> str | None:
@@ -86,7 +83,7 @@ def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFram
                     "seed": seed,
                     "stage0_seconds": stage0_record["seconds"],
                     "sft_samples": stages["sft"]["samples"],
-                    "sft_seconds": stages["sft_seconds"],
+                    "sft_seconds": stages["sft"]["seconds"],  # also when reused from cache
                     "embed_seconds": stages["embed_seconds"],
                     "git_commit": commit,
                     "settings": json.dumps(seeded.model_dump(mode="json"), sort_keys=True),
@@ -112,6 +109,7 @@ def _variant_rows(cell: dict, row: dict) -> list[dict]:
                 "best_epoch": record["best_epoch"],
                 "epochs_run": record["epochs_run"],
                 "train_seconds": record["seconds"],
+                "seconds_to_best": record["seconds_to_best"],
                 "seconds_per_epoch": record["seconds_per_epoch"],
                 "model_dir": model_dir,
             }
@@ -151,28 +149,6 @@ def _seed_mean_ndcg(group: pl.DataFrame, variant: str) -> np.ndarray:
     return np.mean(scores, axis=0)
 
 
-def summary_markdown(summary: pl.DataFrame) -> str:
-    """The summary as a Markdown table, ready to paste."""
-    grid = summary["grid_key"].drop_nulls()
-    grid_col = [grid[0]] if len(grid) else []
-    header = ["dataset", *grid_col, "backbone", "seeds"]
-    for metric in SUMMARY_METRICS:
-        header += [f"plain {metric}", f"TSLRec {metric}", "change"]
-    header.append("paired t p (NDCG@10)")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in summary.iter_rows(named=True):
-        cells = [r["dataset"], *([r["grid_value"]] if grid_col else []), r["backbone"]]
-        cells.append(str(r["seeds"]))
-        for metric in SUMMARY_METRICS:
-            for variant in VARIANTS:
-                mean, std = r[f"{variant}_{metric}_mean"], r[f"{variant}_{metric}_std"]
-                cells.append(mean_std(mean, std, r["seeds"]))
-            cells.append(signed_percent(r[f"change_{metric}_%"]))
-        cells.append(f"{r['paired_ttest_p']:.3g}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def _write(exp: ExperimentConfig, results: pl.DataFrame) -> None:
     out = exp.output_dir / exp.name
     summary = summarize(results)
@@ -182,5 +158,5 @@ def _write(exp: ExperimentConfig, results: pl.DataFrame) -> None:
         with atomic_path(out / f"{name}.csv") as tmp:
             frame.write_csv(tmp)
     with atomic_path(out / "summary.md") as tmp:
-        tmp.write_text(f"Experiment {exp.name}\n\n{summary_markdown(summary)}\n")
+        tmp.write_text(f"Experiment {exp.name}\n\n{summary_table(summary.to_dicts())}\n")
     write_json(out / "experiment.json", exp.model_dump(mode="json"))

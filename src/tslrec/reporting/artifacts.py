@@ -89,7 +89,7 @@ class RunArtifacts:
             f"stage 0: SASRec (= plain {STAGE0_BACKBONE})": self.results["stage0"]["seconds"],
             "stage 1: k-means categories": stages["categories_seconds"],
             "stage 1: LLM load": stages["llm_load_seconds"],
-            "stage 1: SFT": stages["sft_seconds"],
+            "stage 1: SFT": stages["sft"]["seconds"],  # also when stage 2 reused it
             "stage 2: item embeddings": stages["embed_seconds"],
         }
         for c in self.comparisons:

@@ -1,0 +1,43 @@
+"""Publish `tslrec experiment` grids: plain vs TSLRec over seeds and LLM-stage settings.
+
+    python benchmarks/experiments.py --config configs/experiments/ml-100k-seeds.yaml
+
+Runs the experiment (every finished training comes from the pipeline's caches) and writes
+benchmarks/results/experiment-<name>.json: the summary rows (mean and std over seeds, relative
+change, paired tests over users), the cost of the LLM stages of each cell, and every run.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+from common import arguments, publish
+
+from tslrec.config import load_config, load_experiment
+from tslrec.pipeline.experiment import run_experiment
+
+STAGE_COSTS = ("stage0_seconds", "sft_samples", "sft_seconds", "embed_seconds")
+
+
+def main() -> None:
+    args = arguments(__doc__)
+    exp = load_experiment(args.config, args.set)
+    runs = run_experiment(exp)
+    summary = pl.read_parquet(exp.output_dir / exp.name / "summary.parquet")
+    cfg = load_config(exp.configs[0], exp.overrides)
+    cells = runs.unique(["dataset", "grid_value"], maintain_order=True)
+    figures = {
+        "experiment": exp.name,
+        "llm": cfg.llm.model,
+        "mode": cfg.enhance.mode,
+        "seeds": exp.seeds,
+        "grid": exp.grid.model_dump() if exp.grid else None,
+        "summary": summary.to_dicts(),
+        "stages": cells.select("dataset", "grid_value", *STAGE_COSTS).to_dicts(),
+        "git_commit": runs["git_commit"][0],
+        "runs": runs.drop("settings").to_dicts(),
+    }
+    publish(args.out / f"experiment-{exp.name}.json", figures)
+
+
+if __name__ == "__main__":
+    main()
