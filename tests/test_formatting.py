@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from tslrec.evaluation.formatting import mean_std, percent_change, signed_percent
+from tslrec.evaluation.formatting import cutoffs, mean_std, percent_change, signed_percent
 
 
 def test_relative_change_is_rounded_to_a_tenth_of_a_percent_with_its_sign():
@@ -11,13 +11,18 @@ def test_relative_change_is_rounded_to_a_tenth_of_a_percent_with_its_sign():
     assert signed_percent(2.04) == "+2.0%"
 
 
+def test_cutoffs_are_the_distinct_ks_in_ascending_order():
+    assert cutoffs({"HR@20": 1.0, "NDCG@5": 0.2, "HR@5": 0.3, "loss": 2.0}) == [5, 20]
+
+
 def test_a_lone_seed_shows_no_spread():
     assert mean_std(0.12345, 0.01, 3) == "0.1235 ± 0.0100"
     assert mean_std(0.5, 0.0, 1) == "0.5000"
 
 
-def test_formatting_does_not_pull_in_torch():
-    """The results page only formats and writes JSON figures: it must not pay for torch."""
-    code = "import sys, tslrec.evaluation.formatting, tslrec.io; print('torch' in sys.modules)"
+def test_the_cli_and_the_results_page_start_without_torch():
+    """`tslrec --help` and the results page (formatting, JSON writing) must not pay for torch."""
+    modules = "tslrec.cli, tslrec.evaluation.formatting, tslrec.io"
+    code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -7,7 +7,7 @@ import pytest
 
 from tslrec.config import CategoryConfig
 from tslrec.errors import TslrecError
-from tslrec.llm.categories import LatentCategories, fit_categories, preference_targets
+from tslrec.llm.categories import LatentCategories, fit_categories, preference_target
 
 
 def _blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -20,7 +20,8 @@ def _blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def test_preference_targets_hand_computed() -> None:
     labels = np.array([-1, 0, 0, 1, 2])
-    targets = preference_targets([[1, 2, 3], [4], [], [3, 3, 1, 4]], labels, k=3)
+    sequences = [[1, 2, 3], [4], [], [3, 3, 1, 4]]
+    targets = np.stack([preference_target(s, labels, k=3) for s in sequences])
     expected = np.array(
         [[2 / 3, 1 / 3, 0], [0, 0, 1], [0, 0, 0], [1 / 4, 2 / 4, 1 / 4]], dtype=np.float32
     )
@@ -30,9 +31,9 @@ def test_preference_targets_hand_computed() -> None:
 
 def test_preference_targets_ignore_padding_and_reject_unknown_items() -> None:
     labels = np.array([-1, 0, 1])
-    np.testing.assert_allclose(preference_targets([[0, 0, 1, 2]], labels, 2), [[0.5, 0.5]])
-    with pytest.raises(TslrecError):
-        preference_targets([[3]], labels, 2)
+    np.testing.assert_allclose(preference_target([0, 0, 1, 2], labels, 2), [0.5, 0.5])
+    with pytest.raises(TslrecError, match="beyond the 2 categorised items"):
+        preference_target([3], labels, 2)
 
 
 def test_fit_categories_recovers_clusters() -> None:

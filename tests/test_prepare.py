@@ -45,7 +45,7 @@ def test_prepare_orders_dedups_and_splits(tmp_path):
     seq0 = [ds.items[i] for i in ds.sequences[ds.user_index("u0")]]
     assert seq0 == ["i1", "i2", "i3", "i4"]
     u = ds.user_index("u0")
-    assert [ds.items[i] for i in ds.train_sequence(u)] == ["i1", "i2"]
+    assert [ds.items[i] for i in ds.train_sequences()[u]] == ["i1", "i2"]
     assert ds.items[ds.target(u, "valid")] == "i3" and ds.items[ds.target(u, "test")] == "i4"
     assert ds.num_items == 4 and ds.stats()["interactions"] == 7
 
@@ -53,9 +53,10 @@ def test_prepare_orders_dedups_and_splits(tmp_path):
 def test_no_validation_or_test_item_leaks_into_training(tmp_path):
     csv = write_interactions_csv(tmp_path / "c.csv", cyclic_sequences())
     ds = prepare_dataset(tiny_config(tmp_path, csv).data, tmp_path / "prep")
+    train = ds.train_sequences()
     for u in range(ds.num_users):
         full = ds.sequences[u]
-        assert list(ds.train_sequence(u)) == list(full[:-2])
+        assert list(train[u]) == list(full[:-2])
         assert list(ds.history(u, "valid")) == list(full[:-2])
         assert list(ds.history(u, "test")) == list(full[:-1])
         assert ds.target(u, "test") == full[-1]

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from tslrec.config import Config, load_config
 from tslrec.errors import TslrecError
+from tslrec.evaluation.formatting import cutoffs
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -60,7 +60,7 @@ def _config(
 
 
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
-    ks = sorted({int(key.split("@")[1]) for key in metrics if "@" in key})
+    ks = cutoffs(metrics)
     table = Table(title=title)
     table.add_column("metric")
     for k in ks:
@@ -171,6 +171,8 @@ def recommend(
     k: Annotated[int, typer.Option("-k", min=1, help="How many items.")] = 10,
 ) -> None:
     """Top-k items for a known user, or for a new user's raw item sequence."""
+    import torch
+
     from tslrec.data.dataset import left_pad
     from tslrec.pipeline.backbone import load_dataset
 

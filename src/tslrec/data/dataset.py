@@ -1,8 +1,8 @@
 """The prepared dataset as the rest of the package sees it: per-user chronological item sequences.
 
-Split views are derived, never stored twice: `train_sequence(u)` is everything but the last two
-items, validation predicts the second-to-last from the training prefix, and test predicts the
-last from the training prefix plus the validation item.
+Split views are derived, never stored twice: `train_sequences()` holds all but each user's last
+two items, validation predicts the second-to-last from the training prefix, and test predicts
+the last from the training prefix plus the validation item.
 """
 
 from __future__ import annotations
@@ -73,9 +73,6 @@ class SequenceDataset:
     @property
     def has_text(self) -> bool:
         return any(t is not None for t in self.titles)
-
-    def train_sequence(self, user: int) -> np.ndarray:
-        return self.sequences[user][:-2]
 
     def train_sequences(self) -> list[np.ndarray]:
         return [s[:-2] for s in self.sequences]

