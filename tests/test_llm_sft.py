@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,11 +14,13 @@ from tslrec.io import read_json
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import PromptBuilder
 from tslrec.llm.sft import (
+    Sample,
     count_instance_samples,
     fine_tune,
     instance_level_samples,
     length_batches,
     load_fine_tuned,
+    mean_target_loss,
     pad_batch,
     subsample,
     user_level_samples,
@@ -119,6 +123,7 @@ def test_fine_tune_decreases_loss_and_trains_item_rows(tiny_lm, tmp_path) -> Non
     after = _mean_loss(model, samples)
     assert after < 0.6 * before and stats.epoch_losses[-1] < 0.5 * stats.epoch_losses[0]
     assert stats.samples == 5 and stats.epochs == 15 and stats.steps == 15 * 3
+    assert stats.epoch_losses[-1] < stats.mean_target_loss == mean_target_loss(samples, "mse")
     assert len(stats.epoch_losses) == 15 and len(stats.seconds_per_epoch) == 15
     with torch.no_grad():
         assert not torch.allclose(embed(item_rows), before_items)
@@ -163,3 +168,10 @@ def test_resume_refuses_other_settings(tiny_lm_factory, tmp_path) -> None:
         fine_tune(model, [], other, tmp_path / "empty")
     with pytest.raises(TslrecError):
         load_fine_tuned(model, tmp_path / "missing")
+
+
+def test_the_mean_target_loss_is_what_ignoring_the_prompt_costs() -> None:
+    samples = [Sample([1], np.array(t, dtype=np.float32), 0, 1) for t in ([1, 0], [0, 1])]
+    assert mean_target_loss(samples, "mse") == pytest.approx(0.25)  # (0.5^2 + 0.5^2) / 2
+    # KL(g || 1/2, 1/2) for a one-hot g is log 2, the same for both samples
+    assert mean_target_loss(samples, "kl") == pytest.approx(math.log(2))

@@ -40,7 +40,7 @@ from tslrec.io import (
     write_json,
 )
 from tslrec.llm.categories import preference_target
-from tslrec.llm.preference_model import PreferenceModel
+from tslrec.llm.preference_model import PreferenceModel, preference_loss
 from tslrec.llm.prompts import PromptBuilder
 from tslrec.training.accelerator import stage_accelerator
 from tslrec.training.checkpoint import optimizer_tensors, restore_optimizer
@@ -89,6 +89,9 @@ class SFTStats:
     step_losses: list[float] = field(default_factory=list)
     epoch_losses: list[float] = field(default_factory=list)
     resumed_from_epoch: int = 0
+    # The loss of predicting the samples' mean target for every sample: what the epoch losses
+    # must beat for the LLM to have learned anything about individual users.
+    mean_target_loss: float = math.nan
 
 
 # --- samples -------------------------------------------------------------------------------------
@@ -161,6 +164,17 @@ def _subset(total: int, max_samples: int, seed: int) -> np.ndarray:
     if max_samples >= total:
         return np.arange(total)
     return np.sort(np.random.default_rng(seed).choice(total, size=max_samples, replace=False))
+
+
+def mean_target_loss(samples: Sequence[Sample], loss: str) -> float:
+    """The loss of a model that ignores the prompt and always predicts the mean target.
+
+    For KL the prediction is logits whose softmax is the mean distribution.
+    """
+    targets = torch.from_numpy(np.stack([s.target for s in samples])).double()
+    mean = targets.mean(dim=0, keepdim=True).expand_as(targets)
+    prediction = mean if loss == "mse" else mean.clamp_min(1e-12).log()
+    return float(preference_loss(prediction, targets, loss))
 
 
 def subsample(samples: Sequence[Sample], max_samples: int | None, seed: int) -> list[Sample]:
@@ -364,6 +378,7 @@ def fine_tune(
         step_losses=list(state["step_losses"]),
         epoch_losses=list(state["epoch_losses"]),
         resumed_from_epoch=resumed_from,
+        mean_target_loss=mean_target_loss(samples, cfg.loss),
     )
     if accelerator.is_main_process:
         write_json(output_dir / STATS_FILE, asdict(stats))

@@ -253,6 +253,14 @@ def comparison_table(results: dict) -> tuple[list[str], list[list[str]]]:
     return header, body
 
 
+def _loss_against_mean(sft: dict) -> str:
+    """The last epoch's training loss next to the loss of predicting the mean target."""
+    last = f"last-epoch loss {sft['epoch_losses'][-1]:.3g}"
+    if "mean_target_loss" not in sft:  # stage 1 cached by a version that did not record it
+        return last
+    return f"{last}, against {sft['mean_target_loss']:.3g} for the mean target"
+
+
 def results_markdown(results: dict) -> str:
     """The plain-vs-enhanced table, ready to paste: HR/NDCG@5/10/20 and the relative change."""
     header, body = comparison_table(results)
@@ -272,7 +280,8 @@ def results_markdown(results: dict) -> str:
         f"Stage 0 (SASRec pre-training): {results['stage0']['seconds']:.0f} s "
         f"({results['stage0']['seconds_per_epoch']:.1f} s/epoch).",
         f"Stage 1 ({sft['level']}-level SFT): {sft['samples']} samples, {sft['epochs']} epochs, "
-        f"{sft['steps']} steps, {sft['seconds']:.0f} s; K = {stages['categories_k']}.",
+        f"{sft['steps']} steps, {sft['seconds']:.0f} s; K = {stages['categories_k']}; "
+        f"{_loss_against_mean(sft)}.",
         f"Stage 2 (item embeddings): {stages['embed']['items']} items, "
         f"{stages['embed']['items_per_second']:.1f} items/s, {stages['embed_seconds']:.0f} s.",
         "This run's wall time per stage (cached stages take ~0 s): "
