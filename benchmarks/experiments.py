@@ -2,6 +2,8 @@
 
     python benchmarks/experiments.py --config configs/experiments/ml-100k-seeds.yaml
 
+`--seeds` publishes a subset of the file's seeds (an experiment still under way).
+
 Runs the experiment (every finished training comes from the pipeline's caches) and writes
 benchmarks/results/experiment-<name>.json: the summary rows (mean and std over seeds, relative
 change, paired tests over users), the cost of the LLM stages of each cell, and every run.
@@ -19,8 +21,14 @@ STAGE_COSTS = ("stage0_seconds", "sft_samples", "sft_seconds", "embed_seconds")
 
 
 def main() -> None:
-    args = arguments(__doc__)
+    args = arguments(
+        __doc__,
+        (("--seeds",), {"nargs": "+", "type": int, "help": "only these of the file's seeds"}),
+        (("--note",), {"help": "how to read the figures, e.g. that the machine was shared"}),
+    )
     exp = load_experiment(args.config, args.set)
+    if args.seeds:
+        exp = exp.model_copy(update={"seeds": args.seeds})
     runs = run_experiment(exp)
     summary = pl.read_parquet(exp.output_dir / exp.name / "summary.parquet")
     cfg = load_config(exp.configs[0], exp.overrides)
@@ -28,12 +36,13 @@ def main() -> None:
     figures = {
         "experiment": exp.name,
         "llm": cfg.llm.model,
-        "mode": cfg.enhance.mode,
+        "mode": None if exp.grid and exp.grid.key == "enhance.mode" else cfg.enhance.mode,
         "seeds": exp.seeds,
         "grid": exp.grid.model_dump() if exp.grid else None,
         "summary": summary.to_dicts(),
         "stages": cells.select("dataset", "grid_value", *STAGE_COSTS).to_dicts(),
         "git_commit": runs["git_commit"][0],
+        **({"note": args.note} if args.note else {}),
         "runs": runs.drop("settings").to_dicts(),
     }
     publish(args.out / f"experiment-{exp.name}.json", figures)

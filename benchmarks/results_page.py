@@ -62,9 +62,10 @@ def _backbones(runs: dict[str, dict]) -> list[str]:
 
 def _experiment(e: dict) -> list[str]:
     grid = f", grid over {e['grid']['key']}" if e["grid"] else ""
+    mode = f", {e['mode']}" if e["mode"] else ""
     lines = [
         f"## TSLRec vs plain: experiment {e['experiment']} "
-        f"({e['llm']}, {e['mode']}, seeds {e['seeds']}{grid})",
+        f"({e['llm']}{mode}, seeds {e['seeds']}{grid})",
         "",
         _command(e),
         "",
@@ -80,7 +81,7 @@ def _experiment(e: dict) -> list[str]:
             f"{st['sft_samples']} samples in {st['sft_seconds']:.0f} s, "
             f"stage 2 {st['embed_seconds']:.0f} s."
         )
-    return [*lines, ""]
+    return [*lines, *([f"\nNote: {e['note']}"] if "note" in e else []), ""]
 
 
 def _sft(e: dict) -> list[str]:

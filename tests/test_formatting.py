@@ -1,7 +1,13 @@
 import subprocess
 import sys
 
-from tslrec.evaluation.formatting import cutoffs, mean_std, percent_change, signed_percent
+from tslrec.evaluation.formatting import (
+    cutoffs,
+    mean_std,
+    percent_change,
+    signed_percent,
+    summary_table,
+)
 
 
 def test_relative_change_is_rounded_to_a_tenth_of_a_percent_with_its_sign():
@@ -26,3 +32,19 @@ def test_the_cli_and_the_results_page_start_without_torch():
     code = f"import sys, {modules}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_summary_row_reads_as_the_numbers_it_holds():
+    row = {"dataset": "d", "grid_key": "categories.k", "grid_value": "16", "backbone": "sasrec"}
+    row |= {"seeds": 2, "paired_ttest_p": 0.0123, "paired_wilcoxon_p": 0.5}
+    for metric, plain, enhanced in (("NDCG@10", 0.1, 0.11), ("HR@10", 0.2, 0.19)):
+        row |= {f"plain_{metric}_mean": plain, f"plain_{metric}_std": 0.01}
+        row |= {f"enhanced_{metric}_mean": enhanced, f"enhanced_{metric}_std": 0.02}
+        row[f"change_{metric}_%"] = (enhanced / plain - 1) * 100
+    header, rule, line = summary_table([row]).splitlines()
+    assert header.startswith("| dataset | categories.k | backbone | seeds | plain NDCG@10 |")
+    assert rule == "|---|---|---|" + "---:|" * 9
+    assert line == (
+        "| d | 16 | sasrec | 2 | 0.1000 ± 0.0100 | 0.1100 ± 0.0200 | +10.0% "
+        "| 0.2000 ± 0.0100 | 0.1900 ± 0.0200 | -5.0% | 0.0123 | 0.5 |"
+    )

@@ -51,10 +51,23 @@ def test_a_replacement_cut_between_its_two_renames_is_undone(tmp_path, monkeypat
     monkeypatch.setattr(os, "replace", real_replace)
     assert not target.exists()  # the old version is only aside now
     assert sorted(os.listdir(restore_interrupted(target))) == ["v1"]
+    assert os.listdir(tmp_path) == ["ckpt"]
+
+
+def test_a_stale_previous_version_beside_a_complete_one_is_dropped(tmp_path):
+    target = tmp_path / "ckpt"
+    for name in ("ckpt", ".ckpt.previous"):  # a crash right after the second rename
+        (tmp_path / name).mkdir()
+        (tmp_path / name / name.strip(".")).write_text("x")
+    assert os.listdir(restore_interrupted(target)) == ["ckpt"]
+    assert os.listdir(tmp_path) == ["ckpt"]
 
 
 def test_a_damaged_json_file_is_named_with_its_line_and_column(tmp_path):
     path = tmp_path / "results.json"
     path.write_text('{\n  "a": 1,\n  "b": \n}\n')
     with pytest.raises(TslrecError, match=r"results.json: not valid JSON at line 4, column 1"):
+        read_json(path)
+    path.write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(TslrecError, match=r"results.json: not UTF-8 text at byte 7"):
         read_json(path)

@@ -13,6 +13,9 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config)
     assert results["stages"]["embed"]["items"] == 20
     table = results_markdown(results)
     assert "| sasrec | TSLRec (adapter) |" in table and "change" in table
+    sft = results["stages"]["sft"]
+    against = f"{sft['epoch_losses'][-1]:.3g}, against {sft['mean_target_loss']:.3g} for the mean"
+    assert against in table
     saved = json.loads((cfg.output_dir / "results.json").read_text())
     assert saved["rows"][0]["enhanced"] == results["rows"][0]["enhanced"]
 

@@ -117,10 +117,11 @@ def train(
 
 
 def _load_trained(cfg: Config):
+    from tslrec.io import restore_interrupted
     from tslrec.pipeline.backbone import run_dir
     from tslrec.training.checkpoint import load_model
 
-    path = run_dir(cfg) / "best"
+    path = restore_interrupted(run_dir(cfg) / "best")
     if not (path / "model.json").is_file():
         raise TslrecError(
             f"{path}: no trained model; run `tslrec train` with the same config first"

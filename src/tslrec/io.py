@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,17 +41,31 @@ def _previous(path: Path) -> Path:
     return path.with_name(f".{path.name}.previous")
 
 
+def _discard(path: Path) -> None:
+    """Delete a directory so that no crash can leave part of it under its name."""
+    trash = path.with_name(f"{path.name}.{uuid.uuid4().hex}.trash")
+    with contextlib.suppress(FileNotFoundError):  # absent, or another process took it
+        os.replace(path, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
 def restore_interrupted(path: str | Path) -> Path:
     """Put back the previous version of a directory whose replacement was cut short.
 
     `atomic_dir` moves the old directory aside before renaming the new one into place; a crash
-    between those two renames leaves only the old one, aside. Readers that decide whether a
-    directory exists (checkpoints to resume, models to load) call this first.
+    between those two renames leaves only the old one, aside, and a crash just after them a
+    stale one beside the new. Readers that decide whether a directory exists (checkpoints to
+    resume, models to load) call this first.
     """
     path = Path(path)
     previous = _previous(path)
-    if previous.is_dir() and not path.exists():
-        os.replace(previous, path)
+    if not previous.is_dir():
+        return path
+    if path.exists():
+        _discard(previous)
+    else:
+        with contextlib.suppress(FileNotFoundError):  # another process restored it first
+            os.replace(previous, path)
     return path
 
 
@@ -59,7 +74,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces `path` as a whole once the block succeeds.
 
     At every moment either the old or the new directory is complete at `path` or, for the
-    instant between two renames, beside it (see `restore_interrupted`).
+    instant between two renames, beside it (see `restore_interrupted`). One writer at a time.
     """
     path = restore_interrupted(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,13 +82,10 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     previous = _previous(path)
     try:
         yield tmp
-        if previous.exists():
-            shutil.rmtree(previous)
         if path.exists():
             os.replace(path, previous)
         os.replace(tmp, path)
-        if previous.exists():
-            shutil.rmtree(previous)
+        _discard(previous)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -86,7 +98,13 @@ def write_json(path: str | Path, data: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     try:
-        return json.loads(Path(path).read_text())
+        text = Path(path).read_text()
+    except UnicodeDecodeError as err:
+        raise TslrecError(
+            f"{path}: not UTF-8 text at byte {err.start}; it was damaged: delete it to recompute"
+        ) from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as err:
         raise TslrecError(
             f"{path}: not valid JSON at line {err.lineno}, column {err.colno} ({err.msg}); "

@@ -201,21 +201,23 @@ def _read_delimited(
 def _first_ragged_line(
     path: Path, separator: str, quote_char: str | None
 ) -> tuple[int, int, int] | None:
-    """(line, expected fields, found fields) of the first line whose field count differs.
+    """(line, expected fields, found fields) of the first line with more fields than the first.
 
-    polars reports a ragged file without saying where; this second pass finds the line.
+    polars rejects such a line (it pads short ones) without saying where; this second pass
+    finds it. None when the csv module cannot tell either: the caller keeps polars' reason.
     """
     quoting = {"quotechar": quote_char} if quote_char else {"quoting": csv.QUOTE_NONE}
     with _decoding(path), _open_text(path) as fh:
         rows = csv.reader(fh, delimiter=separator, **quoting)
         expected = None
-        for row in rows:
-            if not row:
-                continue
-            if expected is None:
-                expected = len(row)
-            elif len(row) != expected:
-                return rows.line_num, expected, len(row)
+        try:
+            for row in rows:
+                if expected is None and row:
+                    expected = len(row)
+                elif expected is not None and len(row) > expected:
+                    return rows.line_num, expected, len(row)
+        except csv.Error:  # e.g. an unclosed quote running past the field size limit
+            return None
     return None
 
 

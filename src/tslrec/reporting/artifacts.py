@@ -15,7 +15,7 @@ import polars as pl
 
 from tslrec.data.dataset import SequenceDataset
 from tslrec.errors import TslrecError
-from tslrec.io import read_json
+from tslrec.io import read_json, restore_interrupted
 from tslrec.llm.augment import load_item_embeddings
 from tslrec.llm.categories import LatentCategories
 from tslrec.llm.sft import STATS_FILE
@@ -125,7 +125,8 @@ def load_run(root: Path) -> RunArtifacts:
     stages = results["stages"]
     stage1 = stage1_dir(root, stages["stage1_key"])
     stage0_dir = root / "models" / STAGE0_BACKBONE
-    stage0_model, _ = load_model(require(stage0_dir / "best" / MODEL_META).parent)
+    best = restore_interrupted(stage0_dir / "best")
+    stage0_model, _ = load_model(require(best / MODEL_META).parent)
     llm_table, _ = load_item_embeddings(embeddings_path(root, stages["stage2_key"]))
     return RunArtifacts(
         results=results,

@@ -153,6 +153,7 @@ def fit(
         model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
     )
     state, key = TrainState(), _resume_key(model, train_cfg)
+    restore_interrupted(output_dir / "best")
     if epochs_done(output_dir):
         state = _load_state(output_dir / STATE_DIR, model, optimizer, key)
     loader = DataLoader(
