@@ -94,3 +94,24 @@ def test_a_stage_2_grid_shares_stage_1_and_reports_its_cost_in_every_cell(experi
     cells = run_experiment(load_experiment(path)).filter(pl.col("variant") == "enhanced")
     assert cells["embed_seconds"].min() > 0  # each pooling embeds the items anew ...
     assert cells["sft_seconds"].n_unique() == 1 and cells["sft_seconds"][0] > 0  # ... once tuned
+
+
+def test_the_commit_is_dirty_for_changed_code_not_for_changed_figures(tmp_path, monkeypatch):
+    import subprocess
+
+    from tslrec.pipeline.experiment import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    for name in ("code.py", "benchmarks/results/a.json"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("1")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "benchmarks/results/a.json").write_text("2")
+    assert not git_commit().endswith("-dirty")
+    (tmp_path / "code.py").write_text("2")
+    assert git_commit().endswith("-dirty")
