@@ -122,6 +122,29 @@ def test_a_run_given_more_epochs_continues_where_it_stopped(cyclic):
     assert shorter["losses"] == pytest.approx(straight["losses"][:3], rel=1e-6)
 
 
+def test_a_run_given_more_patience_continues_where_it_stopped(cyclic):
+    tmp_path, csv = cyclic
+
+    def run(out: str, patience: int) -> dict:
+        cfg = tiny_config(tmp_path / out, csv, train={"epochs": 40, "patience": patience})
+        record = train_and_evaluate(cfg, load_dataset(cfg), progress=False)
+        history = json.loads((cfg.output_dir / "models" / "sasrec" / "history.json").read_text())
+        return {**record, "history": history}
+
+    straight = run("straight", 4)
+    first = run("extended", 1)
+    assert first["epochs_run"] < straight["epochs_run"] < 40  # both stopped early
+    extended = run("extended", 4)
+    assert extended["history"][: first["epochs_run"]] == first["history"]  # not retrained
+    losses = lambda r: [h["loss"] for h in r["history"]]  # noqa: E731
+    assert losses(extended) == pytest.approx(losses(straight), rel=1e-6)
+    assert extended["test"]["NDCG@10"] == pytest.approx(straight["test"]["NDCG@10"])
+    # less patience than was used cannot be continued: trained again from scratch
+    again = run("extended", 1)
+    assert again["epochs_run"] == first["epochs_run"]
+    assert again["history"] != first["history"]  # its timings: trained anew
+
+
 def test_an_interrupted_continuation_leaves_no_stale_record(cyclic, monkeypatch):
     import tslrec.pipeline.backbone as backbone
 

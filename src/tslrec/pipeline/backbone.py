@@ -15,7 +15,7 @@ from pathlib import Path
 from accelerate import PartialState
 from accelerate.utils import set_seed
 
-from tslrec.config import Config, save_config
+from tslrec.config import Config, TrainConfig, load_config, save_config
 from tslrec.data.dataset import SequenceDataset
 from tslrec.data.prepare import prepare_dataset
 from tslrec.evaluation.evaluator import evaluate
@@ -47,10 +47,11 @@ def settings_key(
 ) -> str:
     """What a trained model depends on: a finished run is reused only if this is unchanged.
 
-    With `any_budget`, the epoch budget is left out: a run given more epochs than it had
-    continues from its last epoch, exactly as if it had been given them from the start.
+    With `any_budget`, the budget (epochs and early-stopping patience) is left out: a run given
+    more epochs or more patience than it had continues from its last epoch, exactly as if it had
+    been given them from the start.
     """
-    budget = {"epochs"} if any_budget else set()
+    budget = {"epochs", "patience"} if any_budget else set()
     train = cfg.train.model_dump(exclude={"num_threads", "ce_chunk_size", *budget})
     evaluation = cfg.eval.model_dump(exclude={"batch_size"})
     return stage_key(dataset.manifest["content_hash"], cfg.model, train, evaluation, meta)
@@ -60,9 +61,13 @@ def run_dir(cfg: Config, tag: str | None = None) -> Path:
     return cfg.output_dir / "models" / (tag or cfg.model.name)
 
 
-def _can_continue(out: Path, resumable: str, epochs: int) -> bool:
-    saved = out / "settings.json"
-    return saved.is_file() and read_json(saved) == resumable and epochs_done(out) <= epochs
+def _can_continue(out: Path, resumable: str, train: TrainConfig) -> bool:
+    """Same settings, and every epoch already trained would also be trained under `train`."""
+    saved, previous = out / "settings.json", out / "config.yaml"
+    if not (saved.is_file() and previous.is_file()) or read_json(saved) != resumable:
+        return False
+    patience = load_config(previous).train.patience
+    return epochs_done(out) <= train.epochs and patience <= train.patience
 
 
 def train_and_evaluate(
@@ -77,7 +82,8 @@ def train_and_evaluate(
     """Train `cfg.model` (optionally on an enhanced item embedding) and return its results record.
 
     A finished run with the same settings is reused; an interrupted one, or one given more
-    epochs, resumes; a run made under other settings (or more epochs than now asked) is replaced.
+    epochs or patience, resumes; a run made under other settings (or a larger budget than now
+    asked) is replaced.
     """
     out = run_dir(cfg, tag)
     settings = settings_key(cfg, dataset, meta)
@@ -88,8 +94,8 @@ def train_and_evaluate(
     process = PartialState()  # under `accelerate launch`, only the main process writes
     if process.is_main_process:
         resumable = settings_key(cfg, dataset, meta, any_budget=True)
-        if out.exists() and not _can_continue(out, resumable, cfg.train.epochs):
-            shutil.rmtree(out)  # other settings, or more epochs than now asked: start over
+        if out.exists() and not _can_continue(out, resumable, cfg.train):
+            shutil.rmtree(out)  # other settings, or a smaller budget than used: start over
         for stale in (RESULTS, PER_USER):  # a shorter run's record no longer describes best/
             (out / stale).unlink(missing_ok=True)
         write_json(out / "settings.json", resumable)
