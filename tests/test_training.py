@@ -119,6 +119,8 @@ def test_a_run_given_more_epochs_continues_where_it_stopped(cyclic):
     shorter = run("extended", 3)
     assert shorter["epochs_run"] == 3
     assert shorter["history"][:2] != first["history"]
+    (kept,) = (tmp_path / "extended" / "run" / "models").glob("sasrec.replaced-*")
+    assert json.loads((kept / "history.json").read_text()) == extended["history"]  # not lost
     assert shorter["losses"] == pytest.approx(straight["losses"][:3], rel=1e-6)
 
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
+import tempfile
+import time
 from pathlib import Path
 
 from accelerate import PartialState
@@ -22,6 +26,8 @@ from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.models import ItemEmbedding, build_model
 from tslrec.training.trainer import epochs_done, fit
+
+log = logging.getLogger(__name__)
 
 RESULTS = "results.json"
 PER_USER = "test_per_user.parquet"
@@ -70,6 +76,17 @@ def _can_continue(out: Path, resumable: str, train: TrainConfig) -> bool:
     return epochs_done(out) <= train.epochs and patience <= train.patience
 
 
+def _set_aside(out: Path) -> None:
+    """Make room for a new run without destroying the trained epochs of the one in `out`."""
+    if not epochs_done(out):
+        shutil.rmtree(out)
+        return
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = Path(tempfile.mkdtemp(prefix=f"{out.name}.replaced-{stamp}-", dir=out.parent))
+    os.replace(out, aside)  # onto the empty directory just made: a name no other run has
+    log.warning("%s was trained under other settings; kept as %s", out, aside.name)
+
+
 def train_and_evaluate(
     cfg: Config,
     dataset: SequenceDataset,
@@ -95,7 +112,7 @@ def train_and_evaluate(
     if process.is_main_process:
         resumable = settings_key(cfg, dataset, meta, any_budget=True)
         if out.exists() and not _can_continue(out, resumable, cfg.train):
-            shutil.rmtree(out)  # other settings, or a smaller budget than used: start over
+            _set_aside(out)  # other settings, or a smaller budget than used: start over
         for stale in (RESULTS, PER_USER):  # a shorter run's record no longer describes best/
             (out / stale).unlink(missing_ok=True)
         write_json(out / "settings.json", resumable)
