@@ -32,6 +32,12 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config)
     assert len(set((cfg.output_dir / "stage1").iterdir()) - stage1_dirs) == 1
     assert changed["stage0"] == results["stage0"]
 
+    # more patience for a stage 0 that ends on the same checkpoint keeps the LLM stages
+    patient = run_tslrec(pipeline_config(train={"patience": 50}), progress=False)
+    assert patient["stages"]["stage2_key"] == results["stages"]["stage2_key"]
+    assert patient["wall_seconds_this_run"]["stage1_2_llm"] < 1.0
+    assert metrics(patient) == metrics(results)
+
 
 def test_llm_stages_see_only_training_prefixes(pipeline_config, monkeypatch):
     import tslrec.llm.sft as sft

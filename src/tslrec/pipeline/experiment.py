@@ -71,9 +71,7 @@ def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFram
     for path, value, cfg in cell_configs(exp):
         dataset = load_dataset(cfg)
         stage0_record, item_embeddings = stage0(cfg, dataset, progress)
-        table_path, stages = stage1_and_2(
-            cfg, dataset, item_embeddings, stage0_record["settings_key"]
-        )
+        table_path, stages = stage1_and_2(cfg, dataset, item_embeddings)
         for seed in exp.seeds:
             seeded = with_seed(cfg, seed)
             for row in downstream(seeded, dataset, table_path, stages["stage2_key"], progress):

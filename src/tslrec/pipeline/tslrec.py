@@ -8,6 +8,7 @@ of it. Stage 0 is the plain SASRec baseline itself: the same model, settings and
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -84,19 +85,25 @@ def build_preference_model(
     return model, builder
 
 
+def table_digest(table: torch.Tensor) -> str:
+    """A fingerprint of stage 0's item table: the very input that k-means and the targets see."""
+    return hashlib.sha256(table.detach().float().contiguous().numpy().tobytes()).hexdigest()[:20]
+
+
 def stage1_and_2(
-    cfg: Config, dataset: SequenceDataset, item_embeddings: torch.Tensor, stage0_key: str
+    cfg: Config, dataset: SequenceDataset, item_embeddings: torch.Tensor
 ) -> tuple[Path, dict]:
     """Fit categories, fine-tune the LLM on user-level samples, embed every item.
 
     Returns the path of the (N+1, D) enhanced table and the stage statistics. Nothing is
-    recomputed when the table for these exact settings exists already.
+    recomputed when the table for these exact inputs and settings exists already. Stage 1 is
+    keyed on stage 0's item table itself rather than on stage 0's settings, so a stage 0 given
+    more epochs or patience that ends on the same best checkpoint reuses the LLM stages.
     """
-    # the input fingerprint covers item text, which reaches the prompts but not stage 0
-    text_key = dataset.manifest["input_fingerprint"]
     key1 = stage_key(
-        stage0_key,
-        text_key,
+        table_digest(item_embeddings),
+        dataset.manifest["content_hash"],  # the training sequences behind targets and prompts
+        dataset.manifest["input_fingerprint"],  # the item text, which never reaches stage 0
         TEMPLATE_VERSION,
         cfg.categories,
         cfg.prompt,
@@ -207,10 +214,9 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
     start = time.perf_counter()
     stage0_record, item_embeddings = stage0(cfg, dataset, progress)
     timings["stage0_sasrec"] = time.perf_counter() - start
-    stage0_key = stage0_record["settings_key"]
 
     start = time.perf_counter()
-    table_path, stages = stage1_and_2(cfg, dataset, item_embeddings, stage0_key)
+    table_path, stages = stage1_and_2(cfg, dataset, item_embeddings)
     timings["stage1_2_llm"] = time.perf_counter() - start
 
     start = time.perf_counter()
