@@ -7,6 +7,11 @@ from tslrec.cli import app
 runner = CliRunner()
 
 
+def _flat(output: str) -> str:
+    """The output with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
 def _config_file(tmp_path):
     csv = write_interactions_csv(tmp_path / "c.csv", cyclic_sequences())
     cfg = tiny_config(tmp_path, csv, train={"epochs": 20})
@@ -47,7 +52,7 @@ def test_bad_config_key_exits_non_zero_with_the_key_named(tmp_path):
 def test_recommend_without_training_says_what_to_do(tmp_path):
     cfg = _config_file(tmp_path)
     result = runner.invoke(app, ["recommend", "-c", str(cfg), "--user", "u1"])
-    assert result.exit_code == 2 and "run `tslrec train`" in result.output
+    assert result.exit_code == 2 and "run `tslrec train`" in _flat(result.output)
 
 
 def test_bad_data_file_exits_non_zero_naming_file_and_line(tmp_path):
@@ -79,3 +84,14 @@ def test_evaluate_refuses_a_model_trained_under_other_settings(tmp_path):
         app, ["evaluate", "-c", str(cfg), "-s", "train.epochs=1", "-s", "train.lr=0.5"]
     )
     assert result.exit_code == 2 and "other 'train' settings" in result.output
+    # settings that do not change the trained model are no reason to refuse it
+    threads = ["-s", "train.epochs=1", "-s", "train.num_threads=1"]
+    assert runner.invoke(app, ["evaluate", "-c", str(cfg), *threads]).exit_code == 0
+
+
+def test_evaluate_refuses_a_training_that_has_not_finished(tmp_path):
+    cfg = _config_file(tmp_path)
+    assert runner.invoke(app, ["train", "-c", str(cfg), "-s", "train.epochs=1"]).exit_code == 0
+    (tmp_path / "run" / "models" / "sasrec" / "results.json").unlink()  # as while it trains
+    result = runner.invoke(app, ["evaluate", "-c", str(cfg), "-s", "train.epochs=1"])
+    assert result.exit_code == 2 and "no finished training" in _flat(result.output)

@@ -116,24 +116,35 @@ def train(
     )
 
 
-def _load_trained(cfg: Config):
-    from tslrec.io import restore_interrupted
-    from tslrec.pipeline.backbone import run_dir
+def _load_trained(cfg: Config, dataset):
+    """The model `tslrec train` finished for this config; never one still training.
+
+    Evaluation settings may differ from training (that is what `evaluate -s eval...` is for);
+    data, model and training settings must match, up to those that do not change the result.
+    """
+    from tslrec.io import read_json, restore_interrupted
+    from tslrec.pipeline.backbone import RESULTS, run_dir, settings_key
     from tslrec.training.checkpoint import load_model
 
-    path = restore_interrupted(run_dir(cfg) / "best")
-    if not (path / "model.json").is_file():
+    out = run_dir(cfg)
+    restore_interrupted(out / "best")
+    if not (out / RESULTS).is_file():
         raise TslrecError(
-            f"{path}: no trained model; run `tslrec train` with the same config first"
+            f"{out}: no finished training (none yet, or one still running or interrupted); "
+            "run `tslrec train` with this config first"
         )
-    trained = load_config(run_dir(cfg) / "config.yaml")
-    for section in ("data", "model", "train"):
-        if getattr(trained, section) != getattr(cfg, section):
-            raise TslrecError(
-                f"{run_dir(cfg)} was trained with other '{section}' settings than this config; "
-                "run `tslrec train` with it first"
-            )
-    model, _ = load_model(path)
+    trained = load_config(out / "config.yaml")
+    expected = settings_key(cfg.model_copy(update={"eval": trained.eval}), dataset, None)
+    if read_json(out / RESULTS)["settings_key"] != expected:
+        differing = [
+            s for s in ("data", "model", "train") if getattr(trained, s) != getattr(cfg, s)
+        ]
+        what = f"'{differing[0]}' settings" if differing else "data"
+        raise TslrecError(
+            f"{out} was trained with other {what} than this config; "
+            "run `tslrec train` with it first"
+        )
+    model, _ = load_model(out / "best")
     return model.eval()
 
 
@@ -153,7 +164,7 @@ def evaluate(
         raise TslrecError(f"--split must be 'valid' or 'test', got '{split}'")
     cfg = _config(config, set_, backbone)
     dataset = load_dataset(cfg)
-    result = run_evaluation(_load_trained(cfg), dataset, split, cfg.eval)  # type: ignore[arg-type]
+    result = run_evaluation(_load_trained(cfg, dataset), dataset, split, cfg.eval)  # type: ignore[arg-type]
     _print_metrics(
         f"{cfg.model.name} on {cfg.data.name}: {split} ({cfg.eval.describe()})", result.metrics
     )
@@ -181,7 +192,7 @@ def recommend(
         raise TslrecError("give exactly one of --user ID or --items ID1,ID2,...")
     cfg = _config(config, set_, backbone)
     dataset = load_dataset(cfg)
-    model = _load_trained(cfg)
+    model = _load_trained(cfg, dataset)
     if user is not None:
         history = dataset.sequences[dataset.user_index(user)]
     else:
