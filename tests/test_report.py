@@ -2,6 +2,7 @@
 
 import base64
 import io
+import json
 import math
 import re
 import shutil
@@ -77,6 +78,16 @@ def test_report_of_a_moved_run_names_a_missing_artifact(pipeline_config, tmp_pat
     # the command line says the same in one line and exits non-zero
     outcome = CliRunner().invoke(app, ["report", str(moved)])
     assert outcome.exit_code == 2 and "history.json: missing" in outcome.output
+
+
+def test_report_refuses_a_model_trained_again_since_the_run(pipeline_config, tmp_path):
+    cfg = pipeline_config(enhance={"backbones": ["sasrec"]})
+    run_tslrec(cfg, progress=False)
+    stage0 = cfg.output_dir / "models" / "sasrec" / "results.json"
+    record = json.loads(stage0.read_text())
+    stage0.write_text(json.dumps({**record, "best_epoch": record["best_epoch"] + 1}))
+    with pytest.raises(TslrecError, match="sasrec: trained again since"):
+        write_report(cfg.output_dir, tmp_path / "out")
 
 
 def test_ndcg_by_bucket_known_answer():

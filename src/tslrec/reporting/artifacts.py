@@ -48,12 +48,24 @@ class ModelRun:
     seconds: float
 
     @classmethod
-    def load(cls, directory: Path) -> ModelRun:
+    def load(cls, directory: Path, test: dict) -> ModelRun:
+        """The model whose test metrics the run recorded as `test`, not one trained since."""
+        record = read_json(require(directory / RESULTS))
+        _same_training(directory, record["test"] == test)
         return cls(
             directory=directory,
             history=read_json(require(directory / HISTORY)),
             per_user=pl.read_parquet(require(directory / PER_USER)),
-            seconds=float(read_json(require(directory / RESULTS))["seconds"]),
+            seconds=float(record["seconds"]),
+        )
+
+
+def _same_training(directory: Path, same: bool) -> None:
+    """Refuse to draw a model retrained since the run's results.json next to that run's table."""
+    if not same:
+        raise TslrecError(
+            f"{directory}: trained again since the run's {RESULTS} was written; rerun "
+            "`tslrec run` with the run's config to bring its results up to date"
         )
 
 
@@ -111,8 +123,8 @@ def _comparisons(root: Path, rows: list[dict]) -> list[Comparison]:
         Comparison(
             backbone=row["backbone"],
             mode=row["mode"],
-            plain=ModelRun.load(model_dir(root, row["plain_dir"])),
-            enhanced=ModelRun.load(model_dir(root, row["enhanced_dir"])),
+            plain=ModelRun.load(model_dir(root, row["plain_dir"]), row["plain"]),
+            enhanced=ModelRun.load(model_dir(root, row["enhanced_dir"]), row["enhanced"]),
         )
         for row in rows
     ]
@@ -125,6 +137,8 @@ def load_run(root: Path) -> RunArtifacts:
     stages = results["stages"]
     stage1 = stage1_dir(root, stages["stage1_key"])
     stage0_dir = root / "models" / STAGE0_BACKBONE
+    stage0 = read_json(require(stage0_dir / RESULTS))
+    _same_training(stage0_dir, all(stage0[k] == v for k, v in results["stage0"].items()))
     best = restore_interrupted(stage0_dir / "best")
     stage0_model, _ = load_model(require(best / MODEL_META).parent)
     llm_table, _ = load_item_embeddings(embeddings_path(root, stages["stage2_key"]))
