@@ -28,8 +28,9 @@ lint: setup
 test: lint
 	$(VENV)/bin/pytest
 
-# Every figure on docs/results.md, by the command recorded in its JSON. Each finished training is
-# cached under runs/, so a rerun only trains what is missing (the ML-1M ones take hours on 2 cores).
+# Every figure on docs/results.md, by the command recorded in its JSON. backbones.py retrains from
+# scratch so that its timings are real (hours for ML-1M on 2 cores); the experiments take every
+# finished training from its cache under runs/, so a rerun of them only trains what is missing.
 EXPERIMENTS := ml-100k-seeds ml-100k-k ml-100k-prompt ml-100k-lora ml-100k-pooling \
 	ml-100k-sft-epochs ml-100k-mode ml-1m-sasrec-seeds
 bench: setup

@@ -62,6 +62,12 @@ class ModelConfig(StrictModel):
     mask_prob: float = Field(0.2, gt=0.0, lt=1.0)
 
 
+# TrainConfig fields that change how fast a model trains, never what it learns
+RUNTIME_FIELDS = frozenset({"num_threads", "ce_chunk_size"})
+# ... and those that bound how long it trains: a run given more continues where it stopped
+BUDGET_FIELDS = frozenset({"epochs", "patience"})
+
+
 class TrainConfig(StrictModel):
     loss: Literal["ce", "bce", "sampled_softmax"] = "ce"
     num_negatives: int = Field(256, ge=1)
@@ -143,7 +149,7 @@ class AugmentConfig(StrictModel):
 
 
 class EnhanceConfig(StrictModel):
-    mode: Literal["init", "adapter", "fusion"] = "init"
+    mode: Literal["init", "adapter", "fusion"] = "fusion"  # measured on ML-100K: README
     backbones: list[Literal["sasrec", "gru4rec", "bert4rec"]] = Field(
         default_factory=lambda: ["sasrec", "gru4rec", "bert4rec"]
     )

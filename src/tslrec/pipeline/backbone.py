@@ -19,7 +19,14 @@ from pathlib import Path
 from accelerate import PartialState
 from accelerate.utils import set_seed
 
-from tslrec.config import Config, TrainConfig, load_config, save_config
+from tslrec.config import (
+    BUDGET_FIELDS,
+    RUNTIME_FIELDS,
+    Config,
+    TrainConfig,
+    load_config,
+    save_config,
+)
 from tslrec.data.dataset import SequenceDataset
 from tslrec.data.prepare import prepare_dataset
 from tslrec.evaluation.evaluator import evaluate
@@ -57,8 +64,8 @@ def settings_key(
     more epochs or more patience than it had continues from its last epoch, exactly as if it had
     been given them from the start.
     """
-    budget = {"epochs", "patience"} if any_budget else set()
-    train = cfg.train.model_dump(exclude={"num_threads", "ce_chunk_size", *budget})
+    budget = BUDGET_FIELDS if any_budget else frozenset()
+    train = cfg.train.model_dump(exclude={*RUNTIME_FIELDS, *budget})
     evaluation = cfg.eval.model_dump(exclude={"batch_size"})
     return stage_key(dataset.manifest["content_hash"], cfg.model, train, evaluation, meta)
 

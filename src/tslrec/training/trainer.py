@@ -18,7 +18,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from tslrec.config import EvalConfig, TrainConfig
+from tslrec.config import BUDGET_FIELDS, RUNTIME_FIELDS, EvalConfig, TrainConfig
 from tslrec.data.dataset import SequenceDataset
 from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import evaluate
@@ -99,7 +99,7 @@ def _batch_loss(model, batch: list[torch.Tensor], cfg: TrainConfig, plain: Seque
 def _resume_key(model: SequentialRecommender, cfg: TrainConfig) -> dict:
     """What must match for a saved state to be resumed (more epochs or patience are fine)."""
     shapes = {name: list(t.shape) for name, t in model.state_dict().items()}
-    train = cfg.model_dump(exclude={"epochs", "patience", "num_threads", "ce_chunk_size"})
+    train = cfg.model_dump(exclude={*BUDGET_FIELDS, *RUNTIME_FIELDS})
     return {"model": model.cfg.model_dump(), "train": train, "shapes": shapes}
 
 
