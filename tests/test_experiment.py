@@ -12,6 +12,7 @@ from tslrec.cli import app
 from tslrec.config import load_experiment, save_config
 from tslrec.errors import ConfigError
 from tslrec.pipeline.experiment import run_experiment, summarize
+from tslrec.provenance import git_commit
 
 
 @pytest.fixture()
@@ -46,6 +47,8 @@ def test_experiment_runs_every_cell_once_and_writes_a_tidy_table(experiment_file
     ]
     assert str(cfg.output_dir / "models" / "sasrec") in set(plain["model_dir"])
     assert enhanced["model_dir"].n_unique() == 4
+    # each row names the code that trained its model, as the model's own record keeps it
+    assert results["trained_commit"].to_list() == [git_commit()] * 8
     seven = json.loads(results.filter(pl.col("seed") == 7)["settings"][0])
     assert seven["train"]["seed"] == 7 and seven["output_dir"].endswith("seed-7")
 
@@ -98,8 +101,6 @@ def test_a_stage_2_grid_shares_stage_1_and_reports_its_cost_in_every_cell(experi
 
 def test_the_commit_is_dirty_for_changed_code_not_for_changed_figures(tmp_path, monkeypatch):
     import subprocess
-
-    from tslrec.pipeline.experiment import git_commit
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)

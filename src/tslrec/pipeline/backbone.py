@@ -32,6 +32,7 @@ from tslrec.data.prepare import prepare_dataset
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.models import ItemEmbedding, build_model
+from tslrec.provenance import git_commit
 from tslrec.training.trainer import epochs_done, fit
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,7 @@ def train_and_evaluate(
         "seconds_per_epoch": result.seconds_per_epoch,
         "peak_memory_mb": result.peak_memory_mb,
         "settings_key": settings,
+        "git_commit": git_commit(),
         **(meta or {}),
     }
     if process.is_main_process:

@@ -9,7 +9,6 @@ lands in the config's output directory, where `tslrec run` puts it, other seeds 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -21,28 +20,10 @@ from tslrec.evaluation.significance import paired_test_scores, per_user_ndcg
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.pipeline.backbone import PER_USER, RESULTS, load_dataset
 from tslrec.pipeline.tslrec import downstream, stage0, stage1_and_2
+from tslrec.provenance import git_commit
+
 
 # Published figures change as experiments run; they do not make the code that ran them dirty.
-_OUTPUTS = (":!benchmarks/results", ":!docs/results.md")
-
-
-def git_commit() -> str | None:
-    """The checked-out commit (suffixed `-dirty` when code changed), None outside a checkout."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *_OUTPUTS],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return f"{head}-dirty" if dirty else head
-
-
 def with_seed(cfg: Config, seed: int) -> Config:
     """The same run under another seed, in its own directory so no model overwrites another."""
     output_dir = cfg.output_dir if seed == cfg.train.seed else cfg.output_dir / f"seed-{seed}"
@@ -108,11 +89,14 @@ def _variant_rows(cell: dict, row: dict) -> list[dict]:
                 "mode": row["mode"] if variant == "enhanced" else "id",
                 **record["test"],
                 "best_epoch": record["best_epoch"],
+                "best_valid_NDCG@10": record["best_valid_NDCG@10"],
                 "epochs_run": record["epochs_run"],
                 "train_seconds": record["seconds"],
                 "seconds_to_best": record["seconds_to_best"],
                 "seconds_per_epoch": record["seconds_per_epoch"],
                 "model_dir": model_dir,
+                # the code that trained it; None for models trained before this was recorded
+                "trained_commit": record.get("git_commit"),
             }
         )
     return out
