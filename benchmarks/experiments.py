@@ -2,7 +2,8 @@
 
     python benchmarks/experiments.py --config configs/experiments/ml-100k-seeds.yaml
 
-`--seeds` publishes a subset of the file's seeds (an experiment still under way).
+`--seeds` publishes a subset of the file's seeds (an experiment still under way); its tables go
+to runs/experiments/<name>-seeds-<seeds>/, leaving the full experiment's own.
 
 Runs the experiment (every finished training comes from the pipeline's caches) and writes
 benchmarks/results/experiment-<name>.json: the summary rows (mean and std over seeds, relative
@@ -27,14 +28,16 @@ def main() -> None:
         (("--note",), {"help": "how to read the figures, e.g. that the machine was shared"}),
     )
     exp = load_experiment(args.config, args.set)
-    if args.seeds:
-        exp = exp.model_copy(update={"seeds": args.seeds})
+    name, run_name = exp.name, exp.name
+    if args.seeds:  # its own tables, so the full experiment's stay as they are
+        run_name = f"{exp.name}-seeds-{'-'.join(map(str, args.seeds))}"
+        exp = exp.model_copy(update={"seeds": args.seeds, "name": run_name})
     runs = run_experiment(exp)
-    summary = pl.read_parquet(exp.output_dir / exp.name / "summary.parquet")
+    summary = pl.read_parquet(exp.output_dir / run_name / "summary.parquet")
     cfg = load_config(exp.configs[0], exp.overrides)
     cells = runs.unique(["dataset", "grid_value"], maintain_order=True)
     figures = {
-        "experiment": exp.name,
+        "experiment": name,
         "llm": cfg.llm.model,
         "mode": None if exp.grid and exp.grid.key == "enhance.mode" else cfg.enhance.mode,
         "seeds": exp.seeds,
@@ -45,7 +48,7 @@ def main() -> None:
         **({"note": args.note} if args.note else {}),
         "runs": runs.drop("settings").to_dicts(),
     }
-    publish(args.out / f"experiment-{exp.name}.json", figures)
+    publish(args.out / f"experiment-{name}.json", figures)
 
 
 if __name__ == "__main__":
