@@ -20,7 +20,7 @@ PAGE = Path("docs/results.md")
 RECBOLE_BAR = (
     "RecBole 1.2.1 SASRec (CE, 5-core ML-100K, chronological leave-one-out, full ranking, "
     "max length 50, hidden 64), measured on this machine: test NDCG@10 0.0586, HR@10 0.1241, "
-    "492 s to its best epoch."
+    "492 s to its best epoch (RecBole's own run, made once; no script here reproduces it)."
 )
 
 
@@ -77,7 +77,7 @@ def _experiment(e: dict) -> list[str]:
     for st in e["stages"]:
         value = f" {e['grid']['key']} = {json.loads(st['grid_value'])}:" if e["grid"] else ""
         lines.append(
-            f"- {st['dataset']}{value} stage 0 {st['stage0_seconds']:.0f} s, user-level SFT "
+            f"- {st['dataset']}{value} stage 0 {st['stage0_seconds']:.0f} s, SFT "
             f"{st['sft_samples']} samples in {st['sft_seconds']:.0f} s, "
             f"stage 2 {st['embed_seconds']:.0f} s."
         )
@@ -134,7 +134,7 @@ def render(runs: dict[str, dict]) -> str:
         "edit by hand. Machine: 2-core x86_64 CPU (AMX/AVX512-BF16), 24 GiB, no GPU, "
         f"Python 3.11, torch {next((r['torch'] for r in runs.values() if 'torch' in r), '?')} "
         f"({machine}). Protocol everywhere: 5-core, chronological leave-one-out, full ranking "
-        "over all items, seen items not masked.",
+        "over all items; seen items are not masked except in columns that say so.",
         "",
         *_backbones(runs),
     ]
