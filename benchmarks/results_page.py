@@ -118,8 +118,8 @@ def _augment(a: dict) -> list[str]:
         _command(a),
         "",
         f"{a['items']} items, {a['mean_prompt_tokens']:.1f} prompt tokens on average: "
-        f"stage 2 {a['stage2_items_per_second']:.1f} items/s, raw decoder forward on the same "
-        f"batches {a['raw_forward_items_per_second']:.1f} items/s "
+        f"stage 2 {a['stage2_items_per_second']:.1f} items/s, raw decoder forward (LoRA off) "
+        f"on the same batches {a['raw_forward_items_per_second']:.1f} items/s "
         f"({100 * a['stage2_over_raw']:.1f}%).",
         "",
     ]
