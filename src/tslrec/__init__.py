@@ -5,7 +5,7 @@ The public API, in the order data flows through it::
     cfg = load_config("configs/ml-100k.yaml")
     dataset = prepare_dataset(cfg.data, "runs/ml-100k/data")
     model = build_model(dataset.num_items, cfg.model)
-    fit(model, dataset, cfg.train, cfg.eval, "runs/ml-100k/models/sasrec")
+    fit(model, dataset, cfg.train, cfg.eval, "runs/ml-100k/my-sasrec")
     evaluate(model, dataset, "test", cfg.eval).metrics
     run_tslrec(cfg)  # stage 0, 1, 2 and plain vs enhanced backbones
 """
