@@ -83,6 +83,34 @@ def test_resuming_under_other_settings_is_refused(cyclic):
         fit_new_model(ds, cfg, other, tmp_path / "r")
 
 
+def test_resuming_on_another_frozen_item_table_is_refused(cyclic):
+    from tslrec.errors import TslrecError
+    from tslrec.models.item_embedding import build_item_embedding
+
+    tmp_path, csv = cyclic
+    cfg = tiny_config(tmp_path, csv, train={"epochs": 1})
+    ds = load_dataset(cfg)
+
+    def fit_on(table, train_cfg):
+        embedding = build_item_embedding("adapter", table, cfg.model.hidden_size)
+        model = build_model(ds.num_items, cfg.model, embedding)
+        return fit(model, ds, train_cfg, cfg.eval, tmp_path / "r", progress=False)
+
+    table = torch.randn(ds.num_items + 1, 12, generator=torch.Generator().manual_seed(0))
+    fit_on(table, cfg.train)
+    longer = cfg.train.model_copy(update={"epochs": 2})
+    with pytest.raises(TslrecError, match="other settings"):
+        fit_on(table.flip(0), longer)  # same shape, other content
+    assert fit_on(table, longer).epochs_run == 2  # the same table resumes
+
+    # a state saved before the inputs were part of the key is judged on the rest of it
+    state = tmp_path / "r" / "state" / "trainer.json"
+    saved = json.loads(state.read_text())
+    del saved["resume_key"]["inputs"]
+    state.write_text(json.dumps(saved))
+    assert fit_on(table, cfg.train.model_copy(update={"epochs": 3})).epochs_run == 3
+
+
 def test_a_stage_after_another_gets_its_own_mixed_precision(cyclic):
     """`tslrec run` fine-tunes the LLM (full precision) then trains backbones (bf16) in one
     process; accelerate's process-wide state used to refuse the second setting."""

@@ -8,6 +8,7 @@ stopped and yields the same result as an uninterrupted one under the same seed.
 
 from __future__ import annotations
 
+import hashlib
 import resource
 import time
 from dataclasses import asdict, dataclass, field
@@ -49,6 +50,7 @@ from tslrec.training.losses import LOSSES
 VALID_METRIC = "NDCG@10"
 HISTORY = "history.json"
 STATE_DIR, STATE_FILE = "state", "trainer.json"  # the resumable state, rewritten every epoch
+INPUTS = "inputs"  # the part of the resume key that fingerprints the data and frozen tables
 
 
 @dataclass
@@ -96,11 +98,26 @@ def _batch_loss(model, batch: list[torch.Tensor], cfg: TrainConfig, plain: Seque
     return LOSSES[cfg.loss](hidden[selected], targets[selected], table, cfg)
 
 
-def _resume_key(model: SequentialRecommender, cfg: TrainConfig) -> dict:
+def _frozen_digest(model: SequentialRecommender) -> str:
+    """A fingerprint of the buffers (an enhanced item table): a checkpoint restores them as saved,
+    so a state trained on another table of the same shape must not be resumed."""
+    digest = hashlib.sha256()
+    for name, buffer in sorted(model.named_buffers()):
+        digest.update(name.encode())
+        digest.update(buffer.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
+    return digest.hexdigest()[:20]
+
+
+def _resume_key(model: SequentialRecommender, dataset: SequenceDataset, cfg: TrainConfig) -> dict:
     """What must match for a saved state to be resumed (more epochs or patience are fine)."""
     shapes = {name: list(t.shape) for name, t in model.state_dict().items()}
     train = cfg.model_dump(exclude={*BUDGET_FIELDS, *RUNTIME_FIELDS})
-    return {"model": model.cfg.model_dump(), "train": train, "shapes": shapes}
+    return {
+        "model": model.cfg.model_dump(),
+        "train": train,
+        "shapes": shapes,
+        INPUTS: {"data": dataset.manifest["content_hash"], "frozen": _frozen_digest(model)},
+    }
 
 
 def _save_state(path: Path, model, optimizer, state: TrainState, key: dict) -> None:
@@ -120,9 +137,12 @@ def epochs_done(output_dir: Path) -> int:
 
 def _load_state(path: Path, model, optimizer, key: dict) -> TrainState:
     meta = read_json(path / STATE_FILE)
-    if meta.get("resume_key") != key:
+    saved = meta.get("resume_key") or {}
+    if INPUTS not in saved:  # saved by tslrec 0.1.0 before the inputs joined the key
+        key = {name: value for name, value in key.items() if name != INPUTS}
+    if saved != key:
         raise TslrecError(
-            f"{path}: a training state from another model or other settings; "
+            f"{path}: a training state from another model, other settings, data or item table; "
             "use a new output directory or delete this one"
         )
     model.load_state_dict(load_tensors(path / MODEL_FILE))
@@ -152,7 +172,7 @@ def fit(
     optimizer = torch.optim.Adam(
         model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
     )
-    state, key = TrainState(), _resume_key(model, train_cfg)
+    state, key = TrainState(), _resume_key(model, dataset, train_cfg)
     restore_interrupted(output_dir / "best")
     if epochs_done(output_dir):
         state = _load_state(output_dir / STATE_DIR, model, optimizer, key)
