@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tslrec.pipeline.tslrec import results_markdown, run_tslrec
 
 
@@ -39,19 +41,22 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config)
     assert metrics(patient) == metrics(results)
 
 
-def test_llm_stages_see_only_training_prefixes(pipeline_config, monkeypatch):
+@pytest.mark.parametrize("level", ["user", "instance"])
+def test_llm_stages_see_only_training_prefixes(pipeline_config, monkeypatch, level):
     import tslrec.llm.sft as sft
     from tslrec.pipeline.backbone import load_dataset
 
     seen = {}
-    real = sft.user_level_samples
+    builder = f"{level}_level_samples"
+    real = getattr(sft, builder)
 
     def spy(train_sequences, *args, **kwargs):
         seen["sequences"] = [list(s) for s in train_sequences]
         return real(train_sequences, *args, **kwargs)
 
-    monkeypatch.setattr(sft, "user_level_samples", spy)
-    cfg = pipeline_config(enhance={"backbones": ["sasrec"]})
+    monkeypatch.setattr(sft, builder, spy)
+    sft_settings = {"level": level, "max_samples": 40}
+    cfg = pipeline_config(enhance={"backbones": ["sasrec"]}, sft=sft_settings)
     run_tslrec(cfg, progress=False)
     dataset = load_dataset(cfg)
     for user, sequence in enumerate(seen["sequences"]):

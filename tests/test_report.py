@@ -6,6 +6,7 @@ import json
 import math
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -80,12 +81,24 @@ def test_report_of_a_moved_run_names_a_missing_artifact(pipeline_config, tmp_pat
     assert outcome.exit_code == 2 and "history.json: missing" in outcome.output
 
 
+def _retrained(results_file, **changes):
+    """Pretend the model in that directory was trained again: its record changes."""
+    record = json.loads(results_file.read_text())
+    results_file.write_text(json.dumps({**record, **changes}))
+    return record
+
+
 def test_report_refuses_a_model_trained_again_since_the_run(pipeline_config, tmp_path):
     cfg = pipeline_config(enhance={"backbones": ["sasrec"]})
-    run_tslrec(cfg, progress=False)
+    results = run_tslrec(cfg, progress=False)
+    enhanced = cfg.output_dir / "models" / Path(results["rows"][0]["enhanced_dir"]).name
+    record = _retrained(enhanced / "results.json", test={"NDCG@10": 0.5})
+    with pytest.raises(TslrecError, match=f"{enhanced.name}: trained again since"):
+        write_report(cfg.output_dir, tmp_path / "out")
+    (enhanced / "results.json").write_text(json.dumps(record))
+
     stage0 = cfg.output_dir / "models" / "sasrec" / "results.json"
-    record = json.loads(stage0.read_text())
-    stage0.write_text(json.dumps({**record, "best_epoch": record["best_epoch"] + 1}))
+    _retrained(stage0, best_epoch=-1)
     with pytest.raises(TslrecError, match="sasrec: trained again since"):
         write_report(cfg.output_dir, tmp_path / "out")
 

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tslrec.config import Config, load_config
+from tslrec.config import RUNTIME_FIELDS, Config, load_config
 from tslrec.errors import TslrecError
 from tslrec.evaluation.formatting import cutoffs
 
@@ -116,6 +116,16 @@ def train(
     )
 
 
+def _sections(trained: Config, cfg: Config) -> dict[str, tuple]:
+    """The config sections a trained model depends on, as (trained, now) pairs."""
+    train = [c.train.model_dump(exclude=set(RUNTIME_FIELDS)) for c in (trained, cfg)]
+    return {
+        "data": (trained.data, cfg.data),
+        "model": (trained.model, cfg.model),
+        "train": tuple(train),
+    }
+
+
 def _load_trained(cfg: Config, dataset):
     """The model `tslrec train` finished for this config; never one still training.
 
@@ -127,19 +137,19 @@ def _load_trained(cfg: Config, dataset):
     from tslrec.training.checkpoint import load_model
 
     out = run_dir(cfg)
-    restore_interrupted(out / "best")
-    if not (out / RESULTS).is_file():
+    if not (out / RESULTS).is_file():  # checked first: never touch the files of a running training
         raise TslrecError(
             f"{out}: no finished training (none yet, or one still running or interrupted); "
             "run `tslrec train` with this config first"
         )
+    restore_interrupted(out / "best")
     trained = load_config(out / "config.yaml")
     expected = settings_key(cfg.model_copy(update={"eval": trained.eval}), dataset, None)
     if read_json(out / RESULTS)["settings_key"] != expected:
-        differing = [
-            s for s in ("data", "model", "train") if getattr(trained, s) != getattr(cfg, s)
-        ]
-        what = f"'{differing[0]}' settings" if differing else "data"
+        what = next(
+            (f"'{name}' settings" for name, (a, b) in _sections(trained, cfg).items() if a != b),
+            "data",  # the same settings, but the prepared data changed since
+        )
         raise TslrecError(
             f"{out} was trained with other {what} than this config; "
             "run `tslrec train` with it first"

@@ -7,8 +7,15 @@ external (LLM-enhanced) item embeddings enter a model.
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
+
+
+def table_fingerprint(table: torch.Tensor) -> str:
+    """A digest of a table's exact values: which external table a model or a stage was fed."""
+    return hashlib.sha256(table.detach().float().contiguous().numpy().tobytes()).hexdigest()[:20]
 
 
 class ItemEmbedding(nn.Module):
@@ -16,6 +23,9 @@ class ItemEmbedding(nn.Module):
 
     num_items: int
     hidden_size: int
+    # the fingerprint of the external table it was built from (None for plain ids): the table as
+    # given, not as standardised inside, whose last bits may vary with the CPU and thread count
+    source: str | None = None
 
     def table(self) -> torch.Tensor:
         raise NotImplementedError
@@ -122,11 +132,13 @@ def build_item_embedding(
     if mode == "id":
         return IdEmbedding(external.size(0) - 1, hidden_size)
     if mode == "init":
-        return IdEmbedding(
-            external.size(0) - 1, hidden_size, init=pca_matrix(external, hidden_size)
-        )
-    if mode == "adapter":
-        return AdapterEmbedding(external, hidden_size, dropout)
-    if mode == "fusion":
-        return FusionEmbedding(external, hidden_size, dropout)
-    raise ValueError(f"unknown enhancement mode '{mode}': expected init, adapter or fusion")
+        init = pca_matrix(external, hidden_size)
+        embedding: ItemEmbedding = IdEmbedding(external.size(0) - 1, hidden_size, init=init)
+    elif mode == "adapter":
+        embedding = AdapterEmbedding(external, hidden_size, dropout)
+    elif mode == "fusion":
+        embedding = FusionEmbedding(external, hidden_size, dropout)
+    else:
+        raise ValueError(f"unknown enhancement mode '{mode}': expected init, adapter or fusion")
+    embedding.source = table_fingerprint(external)
+    return embedding

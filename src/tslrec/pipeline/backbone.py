@@ -126,6 +126,7 @@ def train_and_evaluate(
         write_json(out / "settings.json", resumable)
         save_config(cfg, out / "config.yaml")
     process.wait_for_everyone()
+    commit = git_commit()  # the code that starts (or resumes) it, before commits made meanwhile
     set_seed(cfg.train.seed)
     model = build_model(dataset.num_items, cfg.model, item_embedding)
     result = fit(model, dataset, cfg.train, cfg.eval, out, meta=meta, progress=progress)
@@ -147,7 +148,7 @@ def train_and_evaluate(
         "seconds_per_epoch": result.seconds_per_epoch,
         "peak_memory_mb": result.peak_memory_mb,
         "settings_key": settings,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         **(meta or {}),
     }
     if process.is_main_process:

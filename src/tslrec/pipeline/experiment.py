@@ -23,7 +23,6 @@ from tslrec.pipeline.tslrec import downstream, stage0, stage1_and_2
 from tslrec.provenance import git_commit
 
 
-# Published figures change as experiments run; they do not make the code that ran them dirty.
 def with_seed(cfg: Config, seed: int) -> Config:
     """The same run under another seed, in its own directory so no model overwrites another."""
     output_dir = cfg.output_dir if seed == cfg.train.seed else cfg.output_dir / f"seed-{seed}"

@@ -8,7 +8,6 @@ of it. Stage 0 is the plain SASRec baseline itself: the same model, settings and
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +27,7 @@ from tslrec.llm.backbone import load_causal_lm
 from tslrec.llm.categories import LatentCategories, fit_categories
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
-from tslrec.models.item_embedding import build_item_embedding
+from tslrec.models.item_embedding import build_item_embedding, table_fingerprint
 from tslrec.pipeline.backbone import (
     PER_USER,
     load_dataset,
@@ -85,11 +84,6 @@ def build_preference_model(
     return model, builder
 
 
-def table_digest(table: torch.Tensor) -> str:
-    """A fingerprint of stage 0's item table: the very input that k-means and the targets see."""
-    return hashlib.sha256(table.detach().float().contiguous().numpy().tobytes()).hexdigest()[:20]
-
-
 def stage1_and_2(
     cfg: Config, dataset: SequenceDataset, item_embeddings: torch.Tensor
 ) -> tuple[Path, dict]:
@@ -101,7 +95,7 @@ def stage1_and_2(
     more epochs or patience that ends on the same best checkpoint reuses the LLM stages.
     """
     key1 = stage_key(
-        table_digest(item_embeddings),
+        table_fingerprint(item_embeddings),  # stage 0's table: what k-means and targets see
         dataset.manifest["content_hash"],  # the training sequences behind targets and prompts
         dataset.manifest["input_fingerprint"],  # the item text, which never reaches stage 0
         TEMPLATE_VERSION,

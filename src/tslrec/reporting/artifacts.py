@@ -138,7 +138,7 @@ def load_run(root: Path) -> RunArtifacts:
     stage1 = stage1_dir(root, stages["stage1_key"])
     stage0_dir = root / "models" / STAGE0_BACKBONE
     stage0 = read_json(require(stage0_dir / RESULTS))
-    _same_training(stage0_dir, all(stage0[k] == v for k, v in results["stage0"].items()))
+    _same_training(stage0_dir, stage0["best_epoch"] == results["stage0"]["best_epoch"])
     best = restore_interrupted(stage0_dir / "best")
     stage0_model, _ = load_model(require(best / MODEL_META).parent)
     llm_table, _ = load_item_embeddings(embeddings_path(root, stages["stage2_key"]))

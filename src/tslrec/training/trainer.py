@@ -8,7 +8,6 @@ stopped and yields the same result as an uninterrupted one under the same seed.
 
 from __future__ import annotations
 
-import hashlib
 import resource
 import time
 from dataclasses import asdict, dataclass, field
@@ -50,7 +49,7 @@ from tslrec.training.losses import LOSSES
 VALID_METRIC = "NDCG@10"
 HISTORY = "history.json"
 STATE_DIR, STATE_FILE = "state", "trainer.json"  # the resumable state, rewritten every epoch
-INPUTS = "inputs"  # the part of the resume key that fingerprints the data and frozen tables
+INPUTS = "inputs"  # the part of the resume key that fingerprints the data and external table
 
 
 @dataclass
@@ -98,16 +97,6 @@ def _batch_loss(model, batch: list[torch.Tensor], cfg: TrainConfig, plain: Seque
     return LOSSES[cfg.loss](hidden[selected], targets[selected], table, cfg)
 
 
-def _frozen_digest(model: SequentialRecommender) -> str:
-    """A fingerprint of the buffers (an enhanced item table): a checkpoint restores them as saved,
-    so a state trained on another table of the same shape must not be resumed."""
-    digest = hashlib.sha256()
-    for name, buffer in sorted(model.named_buffers()):
-        digest.update(name.encode())
-        digest.update(buffer.detach().cpu().contiguous().flatten().view(torch.uint8).numpy())
-    return digest.hexdigest()[:20]
-
-
 def _resume_key(model: SequentialRecommender, dataset: SequenceDataset, cfg: TrainConfig) -> dict:
     """What must match for a saved state to be resumed (more epochs or patience are fine)."""
     shapes = {name: list(t.shape) for name, t in model.state_dict().items()}
@@ -116,7 +105,8 @@ def _resume_key(model: SequentialRecommender, dataset: SequenceDataset, cfg: Tra
         "model": model.cfg.model_dump(),
         "train": train,
         "shapes": shapes,
-        INPUTS: {"data": dataset.manifest["content_hash"], "frozen": _frozen_digest(model)},
+        # a checkpoint restores an external table's buffers as saved: never resume on another
+        INPUTS: {"data": dataset.manifest["content_hash"], "table": model.item_embedding.source},
     }
 
 
