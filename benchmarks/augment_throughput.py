@@ -59,7 +59,7 @@ def main() -> None:
         "stage2_over_raw": raw_seconds / tslrec_seconds,
         "torch_threads": torch.get_num_threads(),
     }
-    publish(args.out / f"augment-throughput-{cfg.data.name}.json", figures)
+    publish(args.out / f"augment-throughput-{cfg.data.name}.json", figures, args.note)
 
 
 if __name__ == "__main__":

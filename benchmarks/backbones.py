@@ -5,8 +5,10 @@
 
 Each run trains from scratch in a fresh output directory (so timings are real, not cache hits;
 `--resume` instead continues an interrupted run, or one given a larger train.epochs, from its
-last epoch) and records test HR/NDCG/MRR (with seen items masked and not, from the same model),
-epochs to best, seconds per epoch, seconds to the best epoch and peak resident memory.
+last epoch; `--run sasrec` publishes, continuing it if needed, the model `tslrec run` trained
+as its stage 0 under the same config, without deleting anything) and records test HR/NDCG/MRR
+(with seen items masked and not, from the same model), epochs to best, seconds per epoch,
+seconds to the best epoch and the peak resident memory of the process that trained it.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ def main() -> None:
         __doc__,
         (("--backbone",), {"nargs": "+", "default": ["sasrec"]}),
         (("--resume",), {"action": "store_true", "help": "continue an interrupted or shorter run"}),
+        (("--run",), {"help": "use models/RUN (e.g. the pipeline's `sasrec`), never deleted"}),
     )
+    if args.run and len(args.backbone) > 1:
+        raise SystemExit("--run names one model directory: give one --backbone")
     for backbone in args.backbone:
         cfg = load_config(args.config, [*args.set, f"model.name={backbone}"])
         dataset = load_dataset(cfg)
-        tag = f"bench-{backbone}"
-        if not args.resume:
+        tag = args.run or f"bench-{backbone}"
+        if not (args.resume or args.run):
             shutil.rmtree(cfg.output_dir / "models" / tag, ignore_errors=True)
         record = train_and_evaluate(cfg, dataset, tag=tag, progress=False)
         model, _ = load_model(run_dir(cfg, tag) / "best")
@@ -65,7 +70,7 @@ def main() -> None:
             "torch": torch.__version__,
         }
         name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([cfg.data.name, backbone, *args.set]))
-        publish(args.out / f"{name}.json", figures)
+        publish(args.out / f"{name}.json", figures, args.note)
 
 
 if __name__ == "__main__":

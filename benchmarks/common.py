@@ -12,7 +12,7 @@ from tslrec.io import write_json
 
 
 def arguments(doc: str | None, *extra: tuple[tuple[str, ...], dict]) -> argparse.Namespace:
-    """--config, --set and --out, plus any script-specific arguments."""
+    """--config, --set, --out and --note, plus any script-specific arguments."""
     parser = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -21,13 +21,16 @@ def arguments(doc: str | None, *extra: tuple[tuple[str, ...], dict]) -> argparse
         "--set", nargs="*", default=[], help="config overrides, e.g. train.lr=0.002"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--note", help="how to read the figures, e.g. that the machine was shared")
     for names, options in extra:
         parser.add_argument(*names, **options)
     return parser.parse_args()
 
 
-def publish(path: Path, figures: dict) -> None:
+def publish(path: Path, figures: dict, note: str | None = None) -> None:
     """Write the figures, with the command line that produced them, as JSON and print them."""
     figures = {"command": shlex.join(["python", *sys.argv]), **figures}
+    if note:  # after any note the script itself writes
+        figures["note"] = f"{figures['note']}. {note}" if "note" in figures else note
     write_json(path, figures)
     print(json.dumps(figures, indent=2))

@@ -25,7 +25,6 @@ def main() -> None:
     args = arguments(
         __doc__,
         (("--seeds",), {"nargs": "+", "type": int, "help": "only these of the file's seeds"}),
-        (("--note",), {"help": "how to read the figures, e.g. that the machine was shared"}),
     )
     exp = load_experiment(args.config, args.set)
     name, run_name = exp.name, exp.name
@@ -45,10 +44,9 @@ def main() -> None:
         "summary": summary.to_dicts(),
         "stages": cells.select("dataset", "grid_value", *STAGE_COSTS).to_dicts(),
         "git_commit": runs["git_commit"][0],
-        **({"note": args.note} if args.note else {}),
         "runs": runs.drop("settings").to_dicts(),
     }
-    publish(args.out / f"experiment-{name}.json", figures)
+    publish(args.out / f"experiment-{name}.json", figures, args.note)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def main() -> None:
         "note": "instance-level trained on a seeded subset of as many samples as user-level "
         "(equal compute); its full-epoch seconds are seconds_per_sample x samples_per_epoch",
     }
-    publish(args.out / f"sft-efficiency-{cfg.data.name}.json", figures)
+    publish(args.out / f"sft-efficiency-{cfg.data.name}.json", figures, args.note)
 
 
 if __name__ == "__main__":
