@@ -27,12 +27,12 @@ def main() -> None:
         (("--seeds",), {"nargs": "+", "type": int, "help": "only these of the file's seeds"}),
     )
     exp = load_experiment(args.config, args.set)
-    name, run_name = exp.name, exp.name
+    name = exp.name
     if args.seeds:  # its own tables, so the full experiment's stay as they are
-        run_name = f"{exp.name}-seeds-{'-'.join(map(str, args.seeds))}"
-        exp = exp.model_copy(update={"seeds": args.seeds, "name": run_name})
+        tables = f"{name}-seeds-{'-'.join(map(str, args.seeds))}"
+        exp = exp.model_copy(update={"seeds": args.seeds, "name": tables})
     runs = run_experiment(exp)
-    summary = pl.read_parquet(exp.output_dir / run_name / "summary.parquet")
+    summary = pl.read_parquet(exp.output_dir / exp.name / "summary.parquet")
     cfg = load_config(exp.configs[0], exp.overrides)
     cells = runs.unique(["dataset", "grid_value"], maintain_order=True)
     figures = {
