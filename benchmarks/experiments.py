@@ -26,11 +26,8 @@ def main() -> None:
         __doc__,
         (("--seeds",), {"nargs": "+", "type": int, "help": "only these of the file's seeds"}),
     )
-    exp = load_experiment(args.config, args.set)
-    name = exp.name
-    if args.seeds:  # its own tables, so the full experiment's stay as they are
-        tables = f"{name}-seeds-{'-'.join(map(str, args.seeds))}"
-        exp = exp.model_copy(update={"seeds": args.seeds, "name": tables})
+    name = load_experiment(args.config).name
+    exp = load_experiment(args.config, args.set, args.seeds)
     runs = run_experiment(exp)
     summary = pl.read_parquet(exp.output_dir / exp.name / "summary.parquet")
     cfg = load_config(exp.configs[0], exp.overrides)

@@ -79,6 +79,25 @@ def test_experiment_command_reuses_every_cached_run(experiment_file):
     assert again["train_seconds"].to_list() == first["train_seconds"].to_list()
 
 
+def test_one_seed_of_an_experiment_gets_its_own_tables_and_the_shared_trainings(experiment_file):
+    path, _ = experiment_file
+    full = run_experiment(load_experiment(path))
+    outcome = CliRunner().invoke(app, ["experiment", "--config", str(path), "--seed", "7"])
+    assert outcome.exit_code == 0, outcome.output
+    subset = pl.read_parquet(path.parent / "experiments" / "k-grid-seeds-7" / "results.parquet")
+    seven = full.filter(pl.col("seed") == 7)
+    assert subset["seed"].to_list() == [7] * 4
+    assert subset["model_dir"].to_list() == seven["model_dir"].to_list()
+    assert subset["train_seconds"].to_list() == seven["train_seconds"].to_list()  # not retrained
+    # the full experiment's own tables are untouched
+    again = pl.read_parquet(path.parent / "experiments" / "k-grid" / "results.parquet")
+    assert again.equals(full)
+
+    outcome = CliRunner().invoke(app, ["experiment", "--config", str(path), "--seed", "5"])
+    assert outcome.exit_code == 2
+    assert "seeds [5] are not among the experiment's [42, 7]" in outcome.output
+
+
 def test_a_grid_over_backbone_settings_is_refused_with_the_key(tmp_path):
     path = tmp_path / "bad.yaml"
     grid = {"key": "model.hidden_size", "values": [8]}

@@ -240,6 +240,12 @@ def run(config: ConfigOption = None, set_: SetOption = None) -> None:
 def experiment(
     config: Annotated[Path, typer.Option("--config", "-c", help="configs/experiments/NAME.yaml")],
     set_: SetOption = None,
+    seed: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--seed", help="Only this of the file's seeds (repeatable); tables in NAME-seeds-N/."
+        ),
+    ] = None,
 ) -> None:
     """A grid of runs (configs x grid values x seeds), plain vs enhanced, into one tidy table."""
     from rich.markdown import Markdown
@@ -247,7 +253,7 @@ def experiment(
     from tslrec.config import load_experiment
     from tslrec.pipeline.experiment import run_experiment
 
-    exp = load_experiment(config, set_)
+    exp = load_experiment(config, set_, seed)
     results = run_experiment(exp, progress=True)
     out = exp.output_dir / exp.name
     console.print(Markdown((out / "summary.md").read_text()))  # written by run_experiment
