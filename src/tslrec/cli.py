@@ -23,8 +23,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 app = typer.Typer(help="TSLRec: LLM-enhanced sequential recommendation.", no_args_is_help=True)
 data_app = typer.Typer(help="Prepare and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-# rich cuts tables to 80 columns when output goes to a file or pipe: logs get the whole table
-console = Console(width=None if sys.stdout.isatty() else 200)
+# rich cuts tables to 80 columns when output goes to a file or pipe: logs get the whole table.
+# Under `accelerate launch` or `torchrun` (which set RANK), only the first process reports.
+console = Console(
+    width=None if sys.stdout.isatty() else 200, quiet=int(os.environ.get("RANK", "0")) > 0
+)
 err_console = Console(stderr=True)
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")]

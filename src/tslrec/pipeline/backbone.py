@@ -16,7 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from accelerate import PartialState
 from accelerate.utils import set_seed
 
 from tslrec.config import (
@@ -33,6 +32,7 @@ from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.models import ItemEmbedding, build_model
 from tslrec.provenance import git_commit
+from tslrec.training.accelerator import launch_key, process_state
 from tslrec.training.trainer import epochs_done, fit
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def dataset_dir(cfg: Config) -> Path:
 
 def load_dataset(cfg: Config) -> SequenceDataset:
     """The prepared dataset for this config, prepared now if missing or out of date."""
-    with PartialState().main_process_first():
+    with process_state().main_process_first():
         return prepare_dataset(cfg.data, dataset_dir(cfg))
 
 
@@ -68,7 +68,8 @@ def settings_key(
     budget = BUDGET_FIELDS if any_budget else frozenset()
     train = cfg.train.model_dump(exclude={*RUNTIME_FIELDS, *budget})
     evaluation = cfg.eval.model_dump(exclude={"batch_size"})
-    return stage_key(dataset.manifest["content_hash"], cfg.model, train, evaluation, meta)
+    content = dataset.manifest["content_hash"]
+    return stage_key(content, cfg.model, train, evaluation, meta, *launch_key())
 
 
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
@@ -116,7 +117,7 @@ def train_and_evaluate(
         record = read_json(out / RESULTS)
         if record.get("settings_key") == settings:
             return record
-    process = PartialState()  # under `accelerate launch`, only the main process writes
+    process = process_state()  # under `accelerate launch`, only the main process writes
     if process.is_main_process:
         resumable = settings_key(cfg, dataset, meta, any_budget=True)
         if out.exists() and not _can_continue(out, resumable, cfg.train):
@@ -148,6 +149,7 @@ def train_and_evaluate(
         "seconds_per_epoch": result.seconds_per_epoch,
         "peak_memory_mb": result.peak_memory_mb,
         "settings_key": settings,
+        "processes": process.num_processes,  # train.batch_size is per process
         "git_commit": commit,
         **(meta or {}),
     }

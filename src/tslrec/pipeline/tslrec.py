@@ -35,6 +35,7 @@ from tslrec.pipeline.backbone import (
     stage_key,
     train_and_evaluate,
 )
+from tslrec.training.accelerator import launch_key, process_state
 from tslrec.training.checkpoint import load_model
 
 EMBEDDINGS = "item_embeddings.safetensors"
@@ -104,6 +105,7 @@ def stage1_and_2(
         cfg.sft,
         cfg.llm.model,
         cfg.llm.dtype,
+        *launch_key(),
     )
     key2 = stage_key(key1, cfg.augment.pooling)
     stage1 = stage1_dir(cfg.output_dir, key1)
@@ -112,13 +114,15 @@ def stage1_and_2(
     if table_path.is_file() and stats_file.is_file():
         return table_path, read_json(stats_file)
 
+    process = process_state()  # under `accelerate launch`: all fine-tune, the main one writes
     start = time.perf_counter()
     categories_dir = stage1 / CATEGORIES
-    if (categories_dir / "categories.json").is_file():
-        categories = LatentCategories.load(categories_dir)
-    else:
-        categories = fit_categories(item_embeddings.numpy(), cfg.categories)
-        categories.save(categories_dir)
+    with process.main_process_first():
+        if (categories_dir / "categories.json").is_file():
+            categories = LatentCategories.load(categories_dir)
+        else:
+            categories = fit_categories(item_embeddings.numpy(), cfg.categories)
+            categories.save(categories_dir)
     seconds_categories = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -137,7 +141,9 @@ def stage1_and_2(
     seconds_sft = time.perf_counter() - start
 
     start = time.perf_counter()
-    embed_items(model, builder, dataset.num_items, cfg.augment, table_path)
+    if process.is_main_process:  # one forward pass per item: not worth sharding
+        embed_items(model, builder, dataset.num_items, cfg.augment, table_path)
+    process.wait_for_everyone()
     seconds_embed = time.perf_counter() - start
     stats = {
         "stage1_key": key1,
@@ -152,7 +158,8 @@ def stage1_and_2(
         "embed_seconds": seconds_embed,
         "embed": read_json(stats_path(table_path)),
     }
-    write_json(stats_file, stats)
+    if process.is_main_process:
+        write_json(stats_file, stats)
     return table_path, stats
 
 
@@ -226,10 +233,11 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
         "stage0": {k: stage0_record[k] for k in ("best_epoch", "seconds", "seconds_per_epoch")},
         "wall_seconds_this_run": timings,
     }
-    write_json(cfg.output_dir / "results.json", results)
-    save_config(cfg, cfg.output_dir / "config.yaml")
-    with atomic_path(cfg.output_dir / "results.md") as tmp:
-        tmp.write_text(results_markdown(results) + "\n")
+    if process_state().is_main_process:
+        write_json(cfg.output_dir / "results.json", results)
+        save_config(cfg, cfg.output_dir / "config.yaml")
+        with atomic_path(cfg.output_dir / "results.md") as tmp:
+            tmp.write_text(results_markdown(results) + "\n")
     return results
 
 

@@ -13,8 +13,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState, GradientState
+from accelerate.utils import parse_flag_from_env
+
+
+def process_state() -> PartialState:
+    """This process's place in a launch (`accelerate launch`, `torchrun`), or a lone process.
+
+    Whoever builds the `PartialState` first fixes it for the whole process, and a bare
+    `PartialState()` on a machine without GPUs ignores the launch: each process would train
+    alone, all into the same directories. `ACCELERATE_USE_CPU` (set by `accelerate launch
+    --cpu`) asks for a CPU process group, as an `Accelerator` would.
+    """
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 
 def stage_accelerator(**settings: Any) -> Accelerator:
@@ -22,3 +34,10 @@ def stage_accelerator(**settings: Any) -> Accelerator:
     AcceleratorState._reset_state(reset_partial_state=False)
     GradientState._reset_state()
     return Accelerator(**settings)
+
+
+def launch_key() -> list[dict]:
+    """What a launch adds to a cache key: the process count, since every process trains on a
+    whole `batch_size`. Nothing for one process, so single-process keys stay as they were."""
+    processes = process_state().num_processes
+    return [{"processes": processes}] if processes > 1 else []

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
@@ -95,6 +96,13 @@ def _batch_loss(model, batch: list[torch.Tensor], cfg: TrainConfig, plain: Seque
     hidden, table = model(inputs)
     selected = targets != 0
     return LOSSES[cfg.loss](hidden[selected], targets[selected], table, cfg)
+
+
+def _mean_over_processes(accelerator: Accelerator, value: float) -> float:
+    """An epoch's loss over every process's share of the batches, not just the main one's."""
+    if accelerator.num_processes == 1:
+        return value
+    return accelerator.reduce(torch.tensor([value], dtype=torch.float64), "mean").item()
 
 
 def _resume_key(model: SequentialRecommender, dataset: SequenceDataset, cfg: TrainConfig) -> dict:
@@ -188,6 +196,7 @@ def fit(
             accelerator.backward(loss)
             optimizer.step()
             total, steps = total + loss.item(), steps + 1
+        loss = _mean_over_processes(accelerator, total / max(steps, 1))
         valid = evaluate(plain, dataset, "valid", eval_cfg).metrics[VALID_METRIC]
         seconds = time.perf_counter() - start
         state.epoch += 1
@@ -195,7 +204,7 @@ def fit(
         state.history.append(
             {
                 "epoch": state.epoch,
-                "loss": total / max(steps, 1),
+                "loss": loss,
                 f"valid_{VALID_METRIC}": valid,
                 "seconds": seconds,
             }
@@ -212,7 +221,7 @@ def fit(
             write_json(output_dir / HISTORY, state.history)
         bar.update(1)
         bar.set_postfix(
-            loss=f"{total / max(steps, 1):.4f}",
+            loss=f"{loss:.4f}",
             valid=f"{valid:.4f}",
             best=f"{state.best_metric:.4f}@{state.best_epoch}",
         )

@@ -1,0 +1,43 @@
+"""`tslrec run` under a two-process launch on CPUs: really sharded, written once, reported once."""
+
+import os
+import subprocess
+import sys
+
+from tslrec.config import save_config
+from tslrec.io import read_json
+from tslrec.pipeline.tslrec import run_tslrec
+
+
+def test_two_processes_share_the_work_and_only_the_first_writes_and_reports(
+    tmp_path, pipeline_config
+):
+    cfg = pipeline_config()
+    save_config(cfg, tmp_path / "tiny.yaml")
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    outcome = subprocess.run(
+        [*launch, "-m", "tslrec.cli", "run", "-c", str(tmp_path / "tiny.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert outcome.returncode == 0, outcome.stderr[-3000:]
+    assert outcome.stdout.count("results in") == 1  # the second process stays quiet
+
+    results = read_json(cfg.output_dir / "results.json")
+    # 60 users in batches of 8 are 8 SFT steps for one process, 4 for each of two
+    assert results["stages"]["sft"]["samples"] == 60
+    assert results["stages"]["sft"]["steps"] == 4
+    assert results["stages"]["embed"]["items"] == 20  # one process embedded every item
+    for row in results["rows"]:
+        for variant in ("plain_dir", "enhanced_dir"):
+            record = read_json(f"{row[variant]}/results.json")
+            assert record["processes"] == 2
+            assert len(read_json(f"{row[variant]}/history.json")) == cfg.train.epochs
+
+    # twice the batch is another model: one process does not take these from the cache
+    alone = run_tslrec(cfg, progress=False)
+    assert alone["stages"]["sft"]["steps"] == 8
+    assert read_json(f"{alone['rows'][0]['plain_dir']}/results.json")["processes"] == 1
