@@ -15,7 +15,7 @@ from __future__ import annotations
 import polars as pl
 from common import arguments, publish
 
-from tslrec.config import load_config, load_experiment
+from tslrec.config import load_config, load_experiment, only_seeds
 from tslrec.pipeline.experiment import run_experiment
 
 STAGE_COSTS = ("stage0_seconds", "sft_samples", "sft_seconds", "embed_seconds")
@@ -26,8 +26,10 @@ def main() -> None:
         __doc__,
         (("--seeds",), {"nargs": "+", "type": int, "help": "only these of the file's seeds"}),
     )
-    name = load_experiment(args.config).name
-    exp = load_experiment(args.config, args.set, args.seeds)
+    exp = load_experiment(args.config, args.set)
+    name = exp.name
+    if args.seeds:
+        exp = only_seeds(exp, args.seeds)
     runs = run_experiment(exp)
     summary = pl.read_parquet(exp.output_dir / exp.name / "summary.parquet")
     cfg = load_config(exp.configs[0], exp.overrides)

@@ -1,6 +1,6 @@
 import pytest
 
-from tslrec.config import load_config, load_experiment
+from tslrec.config import ExperimentConfig, load_config, load_experiment, only_seeds
 from tslrec.errors import ConfigError
 
 
@@ -42,3 +42,10 @@ def test_shipped_configs_are_valid():
 def test_ks_must_include_the_early_stopping_cutoff():
     with pytest.raises(ConfigError, match=r"key 'eval.ks'.*include 10"):
         load_config(None, ["eval.ks=[5, 20]"])
+
+
+def test_a_seed_subset_keeps_the_files_order_once_and_names_its_tables():
+    exp = ExperimentConfig(name="grid", configs=["a.yaml"], seeds=[42, 43, 44])
+    subset = only_seeds(exp, [44, 43, 44])
+    assert subset.seeds == [43, 44] and subset.name == "grid-seeds-43-44"
+    assert exp.seeds == [42, 43, 44] and exp.name == "grid"

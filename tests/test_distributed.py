@@ -4,9 +4,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+from typer.testing import CliRunner
+
+from tslrec.cli import app
 from tslrec.config import save_config
+from tslrec.errors import TslrecError
 from tslrec.io import read_json
 from tslrec.pipeline.tslrec import run_tslrec
+from tslrec.training.accelerator import process_state
 
 
 def test_two_processes_share_the_work_and_only_the_first_writes_and_reports(
@@ -37,7 +43,18 @@ def test_two_processes_share_the_work_and_only_the_first_writes_and_reports(
             assert record["processes"] == 2
             assert len(read_json(f"{row[variant]}/history.json")) == cfg.train.epochs
 
+    # a launched model serves one process
+    evaluate = ["evaluate", "-c", str(tmp_path / "tiny.yaml"), "-b", "sasrec"]
+    outcome = CliRunner().invoke(app, evaluate)
+    assert outcome.exit_code == 0, outcome.output
+
     # twice the batch is another model: one process does not take these from the cache
     alone = run_tslrec(cfg, progress=False)
     assert alone["stages"]["sft"]["steps"] == 8
     assert read_json(f"{alone['rows'][0]['plain_dir']}/results.json")["processes"] == 1
+
+
+def test_a_launch_that_accelerate_does_not_see_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # launched, but this process group has one member
+    with pytest.raises(TslrecError, match="launched as 2 processes, but accelerate sees 1"):
+        process_state()

@@ -95,7 +95,7 @@ def test_one_seed_of_an_experiment_gets_its_own_tables_and_the_shared_trainings(
 
     outcome = CliRunner().invoke(app, ["experiment", "--config", str(path), "--seed", "5"])
     assert outcome.exit_code == 2
-    assert "seeds [5] are not among the experiment's [42, 7]" in outcome.output
+    assert "experiment 'k-grid': seeds [5] are not among [42, 7]" in outcome.output
 
 
 def test_a_grid_over_backbone_settings_is_refused_with_the_key(tmp_path):

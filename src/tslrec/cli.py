@@ -146,9 +146,14 @@ def _load_trained(cfg: Config, dataset):
             "run `tslrec train` with this config first"
         )
     restore_interrupted(out / "best")
-    trained = load_config(out / "config.yaml")
-    expected = settings_key(cfg.model_copy(update={"eval": trained.eval}), dataset, None)
-    if read_json(out / RESULTS)["settings_key"] != expected:
+    trained, record = load_config(out / "config.yaml"), read_json(out / RESULTS)
+    expected = settings_key(
+        cfg.model_copy(update={"eval": trained.eval}),
+        dataset,
+        None,
+        processes=record.get("processes", 1),  # a launched training serves one process too
+    )
+    if record["settings_key"] != expected:
         what = next(
             (f"'{name}' settings" for name, (a, b) in _sections(trained, cfg).items() if a != b),
             "data",  # the same settings, but the prepared data changed since
@@ -253,10 +258,12 @@ def experiment(
     """A grid of runs (configs x grid values x seeds), plain vs enhanced, into one tidy table."""
     from rich.markdown import Markdown
 
-    from tslrec.config import load_experiment
+    from tslrec.config import load_experiment, only_seeds
     from tslrec.pipeline.experiment import run_experiment
 
-    exp = load_experiment(config, set_, seed)
+    exp = load_experiment(config, set_)
+    if seed:
+        exp = only_seeds(exp, seed)
     results = run_experiment(exp, progress=True)
     out = exp.output_dir / exp.name
     console.print(Markdown((out / "summary.md").read_text()))  # written by run_experiment

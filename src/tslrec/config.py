@@ -259,27 +259,27 @@ class ExperimentConfig(StrictModel):
     output_dir: Path = Path("runs/experiments")
 
 
-def load_experiment(
-    path: str | Path, overrides: list[str] | None = None, seeds: list[int] | None = None
-) -> ExperimentConfig:
-    """An experiment file; `overrides` (KEY=VALUE) are added to its own, applied to every run.
-
-    `seeds` keeps only these of the file's seeds (one process per seed, or an experiment still
-    under way). Their tables go to `<name>-seeds-<seeds>/`, so the full experiment's stay as
-    they are; every training is still found in the shared caches.
-    """
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """An experiment file; `overrides` (KEY=VALUE) are added to its own, applied to every run."""
     raw = _read_yaml(path)
     raw["overrides"] = [*raw.get("overrides", []), *(overrides or [])]
     try:
-        exp = ExperimentConfig.model_validate(raw)
+        return ExperimentConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, str(path))) from None
-    if not seeds:
-        return exp
+
+
+def only_seeds(exp: ExperimentConfig, seeds: list[int]) -> ExperimentConfig:
+    """Some of an experiment's seeds (one process per seed, or an experiment under way).
+
+    Their tables go to `<name>-seeds-<seeds>/`, so the full experiment's stay as they are; every
+    training is still found in the shared caches.
+    """
     if unknown := sorted(set(seeds) - set(exp.seeds)):
-        raise ConfigError(f"{path}: seeds {unknown} are not among the experiment's {exp.seeds}")
-    tables = f"{exp.name}-seeds-{'-'.join(map(str, seeds))}"
-    return exp.model_copy(update={"seeds": list(seeds), "name": tables})
+        raise ConfigError(f"experiment '{exp.name}': seeds {unknown} are not among {exp.seeds}")
+    kept = [seed for seed in exp.seeds if seed in set(seeds)]  # the file's order, each once
+    tables = f"{exp.name}-seeds-{'-'.join(map(str, kept))}"
+    return exp.model_copy(update={"seeds": kept, "name": tables})
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -57,19 +57,25 @@ def stage_key(*parts: object) -> str:
 
 
 def settings_key(
-    cfg: Config, dataset: SequenceDataset, meta: dict | None, *, any_budget: bool = False
+    cfg: Config,
+    dataset: SequenceDataset,
+    meta: dict | None,
+    *,
+    any_budget: bool = False,
+    processes: int | None = None,
 ) -> str:
     """What a trained model depends on: a finished run is reused only if this is unchanged.
 
     With `any_budget`, the budget (epochs and early-stopping patience) is left out: a run given
     more epochs or more patience than it had continues from its last epoch, exactly as if it had
-    been given them from the start.
+    been given them from the start. `processes` is the launch it was trained by (default: this
+    one's).
     """
     budget = BUDGET_FIELDS if any_budget else frozenset()
     train = cfg.train.model_dump(exclude={*RUNTIME_FIELDS, *budget})
     evaluation = cfg.eval.model_dump(exclude={"batch_size"})
     content = dataset.manifest["content_hash"]
-    return stage_key(content, cfg.model, train, evaluation, meta, *launch_key())
+    return stage_key(content, cfg.model, train, evaluation, meta, *launch_key(processes))
 
 
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
@@ -118,6 +124,7 @@ def train_and_evaluate(
         if record.get("settings_key") == settings:
             return record
     process = process_state()  # under `accelerate launch`, only the main process writes
+    process.wait_for_everyone()  # ... once every process has looked for a finished run
     if process.is_main_process:
         resumable = settings_key(cfg, dataset, meta, any_budget=True)
         if out.exists() and not _can_continue(out, resumable, cfg.train):

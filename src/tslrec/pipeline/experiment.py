@@ -21,6 +21,7 @@ from tslrec.io import atomic_path, read_json, write_json
 from tslrec.pipeline.backbone import PER_USER, RESULTS, load_dataset
 from tslrec.pipeline.tslrec import downstream, stage0, stage1_and_2
 from tslrec.provenance import git_commit
+from tslrec.training.accelerator import process_state
 
 
 def with_seed(cfg: Config, seed: int) -> Config:
@@ -71,7 +72,8 @@ def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFram
                 }
                 rows.extend(_variant_rows(cell, row))
     results = pl.DataFrame(rows)
-    _write(exp, results)
+    if process_state().is_main_process:
+        _write(exp, results)
     return results
 
 

@@ -11,11 +11,14 @@ and would need it restored here before a second stage.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import parse_flag_from_env
+
+from tslrec.errors import TslrecError
 
 
 def process_state() -> PartialState:
@@ -26,7 +29,15 @@ def process_state() -> PartialState:
     alone, all into the same directories. `ACCELERATE_USE_CPU` (set by `accelerate launch
     --cpu`) asks for a CPU process group, as an `Accelerator` would.
     """
-    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if state.num_processes != launched:
+        raise TslrecError(
+            f"launched as {launched} processes, but accelerate sees {state.num_processes}: "
+            "each would train alone into the same directories; on machines without GPUs "
+            "set ACCELERATE_USE_CPU=1"
+        )
+    return state
 
 
 def stage_accelerator(**settings: Any) -> Accelerator:
@@ -36,8 +47,9 @@ def stage_accelerator(**settings: Any) -> Accelerator:
     return Accelerator(**settings)
 
 
-def launch_key() -> list[dict]:
-    """What a launch adds to a cache key: the process count, since every process trains on a
-    whole `batch_size`. Nothing for one process, so single-process keys stay as they were."""
-    processes = process_state().num_processes
+def launch_key(processes: int | None = None) -> list[dict]:
+    """What a launch adds to a cache key: the process count (this launch's by default), since
+    every process trains on a whole `batch_size`. Nothing for one process, so single-process
+    keys stay as they were."""
+    processes = processes or process_state().num_processes
     return [{"processes": processes}] if processes > 1 else []

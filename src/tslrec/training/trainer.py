@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast, set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
@@ -98,11 +98,13 @@ def _batch_loss(model, batch: list[torch.Tensor], cfg: TrainConfig, plain: Seque
     return LOSSES[cfg.loss](hidden[selected], targets[selected], table, cfg)
 
 
-def _mean_over_processes(accelerator: Accelerator, value: float) -> float:
-    """An epoch's loss over every process's share of the batches, not just the main one's."""
+def _across_processes(accelerator: Accelerator, value: float, how: str) -> float:
+    """One value for every process: the mean of theirs ("mean"; an epoch's loss over every
+    share of the batches) or the main process's ("main"; so that all stop early together)."""
     if accelerator.num_processes == 1:
         return value
-    return accelerator.reduce(torch.tensor([value], dtype=torch.float64), "mean").item()
+    tensor = torch.tensor([value], dtype=torch.float64, device=accelerator.device)
+    return (accelerator.reduce(tensor, "mean") if how == "mean" else broadcast(tensor)).item()
 
 
 def _resume_key(model: SequentialRecommender, dataset: SequenceDataset, cfg: TrainConfig) -> dict:
@@ -196,8 +198,9 @@ def fit(
             accelerator.backward(loss)
             optimizer.step()
             total, steps = total + loss.item(), steps + 1
-        loss = _mean_over_processes(accelerator, total / max(steps, 1))
+        loss = _across_processes(accelerator, total / max(steps, 1), "mean")
         valid = evaluate(plain, dataset, "valid", eval_cfg).metrics[VALID_METRIC]
+        valid = _across_processes(accelerator, valid, "main")
         seconds = time.perf_counter() - start
         state.epoch += 1
         state.seconds += seconds
