@@ -45,6 +45,7 @@ bench: setup
 	done
 	$(PY) benchmarks/sft_efficiency.py --config configs/ml-100k.yaml
 	$(PY) benchmarks/augment_throughput.py --config configs/ml-100k.yaml
+	$(PY) benchmarks/category_probe.py --config configs/ml-1m.yaml
 	$(MAKE) results
 
 # docs/results.md from the JSON figures under benchmarks/results/

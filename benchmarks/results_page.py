@@ -125,6 +125,26 @@ def _augment(a: dict) -> list[str]:
     ]
 
 
+def _probe(p: dict) -> list[str]:
+    acc = p["accuracy"]
+    return [
+        f"## What the enhanced item embeddings know: {p['dataset']} ({p['llm']}, "
+        f"K = {p['categories_k']})",
+        "",
+        _command(p),
+        "",
+        f"Accuracy of predicting each of {p['items']} items' latent category ({p['probe']}; "
+        f"the largest category holds {100 * p['largest_category_share']:.1f}% of the items):",
+        "",
+        "| item table | accuracy |",
+        "|---|---:|",
+        f"| stage-0 SASRec (the categories' source) | {acc['stage0_sasrec']:.3f} |",
+        f"| stage 2: the fine-tuned LLM | {acc['stage2_finetuned_llm']:.3f} |",
+        f"| the same prompts, LLM before fine-tuning | {acc['llm_before_finetuning']:.3f} |",
+        "",
+    ]
+
+
 def render(runs: dict[str, dict]) -> str:
     machine = next((r["machine"] for r in runs.values() if "machine" in r), "unknown")
     lines = [
@@ -145,6 +165,8 @@ def render(runs: dict[str, dict]) -> str:
             lines += _sft(figures)
         elif name.startswith("augment-throughput-"):
             lines += _augment(figures)
+        elif name.startswith("category-probe-"):
+            lines += _probe(figures)
     return "\n".join(lines).rstrip() + "\n"
 
 
