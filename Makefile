@@ -46,6 +46,8 @@ bench: setup
 	$(PY) benchmarks/sft_efficiency.py --config configs/ml-100k.yaml
 	$(PY) benchmarks/augment_throughput.py --config configs/ml-100k.yaml
 	$(PY) benchmarks/category_probe.py --config configs/ml-1m.yaml
+	$(PY) benchmarks/category_probe.py --config configs/ml-100k.yaml
+	$(PY) benchmarks/category_probe.py --config configs/ml-100k.yaml --set prompt.rendering=id_token
 	$(MAKE) results
 
 # docs/results.md from the JSON figures under benchmarks/results/

@@ -14,11 +14,10 @@ seconds to the best epoch and the peak resident memory of the process that train
 from __future__ import annotations
 
 import platform
-import re
 import shutil
 
 import torch
-from common import arguments, publish
+from common import arguments, publish, result_name
 
 from tslrec.config import load_config
 from tslrec.evaluation.evaluator import evaluate
@@ -69,7 +68,7 @@ def main() -> None:
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
             "torch": torch.__version__,
         }
-        name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join([cfg.data.name, backbone, *args.set]))
+        name = result_name(cfg.data.name, backbone, *args.set)
         publish(args.out / f"{name}.json", figures, args.note)
 
 

@@ -11,7 +11,7 @@ taught. The probe: 5-fold cross-validated accuracy of a 10-nearest-neighbour cla
 (c) the same one-item prompts through the LLM before fine-tuning (fresh LoRA adapters are the
     identity), computed here, which is what the LLM knows of the items by itself.
 Takes stages 0-2 from the caches of `tslrec run` with the same config (runs them if missing).
-Writes benchmarks/results/category-probe-<dataset>.json and prints it.
+Writes benchmarks/results/category-probe-<dataset>[-<overrides>].json and prints it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import arguments, publish
+from common import arguments, publish, result_name
 from sklearn.model_selection import KFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
@@ -68,6 +68,8 @@ def main() -> None:
     figures = {
         "dataset": cfg.data.name,
         "llm": cfg.llm.model,
+        "overrides": args.set,
+        "prompt_rendering": cfg.prompt.rendering,
         "categories_k": categories.k,
         "items": int(labels.size),
         "probe": f"{NEIGHBOURS}-nearest neighbours, standardised features, {FOLDS}-fold CV",
@@ -77,7 +79,8 @@ def main() -> None:
         "sft_epoch_losses": stages["sft"]["epoch_losses"],
         "sft_mean_target_loss": stages["sft"].get("mean_target_loss"),
     }
-    publish(args.out / f"category-probe-{cfg.data.name}.json", figures, args.note)
+    name = result_name("category-probe", cfg.data.name, *args.set)
+    publish(args.out / f"{name}.json", figures, args.note)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -25,6 +26,11 @@ def arguments(doc: str | None, *extra: tuple[tuple[str, ...], dict]) -> argparse
     for names, options in extra:
         parser.add_argument(*names, **options)
     return parser.parse_args()
+
+
+def result_name(*parts: str) -> str:
+    """A JSON file name from its parts (dataset, model, overrides), safe on every file system."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join(parts))
 
 
 def publish(path: Path, figures: dict, note: str | None = None) -> None:

@@ -129,7 +129,7 @@ def _probe(p: dict) -> list[str]:
     acc = p["accuracy"]
     return [
         f"## What the enhanced item embeddings know: {p['dataset']} ({p['llm']}, "
-        f"K = {p['categories_k']})",
+        f"{p['prompt_rendering']} prompts, K = {p['categories_k']})",
         "",
         _command(p),
         "",
