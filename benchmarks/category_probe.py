@@ -9,7 +9,11 @@ taught. The probe: 5-fold cross-validated accuracy of a 10-nearest-neighbour cla
 (a) stage 0's SASRec table, which the categories were clustered from (the ceiling);
 (b) the stage-2 table, through the fine-tuned LLM;
 (c) the same one-item prompts through the LLM before fine-tuning (fresh LoRA adapters are the
-    identity), computed here, which is what the LLM knows of the items by itself.
+    identity), computed here: what the LLM knows of the items by itself from their titles.
+    With `id_token` prompts the new item tokens start as seeded random rows, so (c) is a
+    random-token floor, not knowledge.
+The LLM runs in bfloat16, whose CPU kernels round differently with the thread count: (c) moves
+in the third decimal between 1 and 2 threads, so the thread count is recorded.
 Takes stages 0-2 from the caches of `tslrec run` with the same config (runs them if missing).
 Writes benchmarks/results/category-probe-<dataset>[-<overrides>].json and prints it.
 """
@@ -20,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from common import arguments, publish, result_name
 from sklearn.model_selection import KFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
@@ -58,13 +63,15 @@ def main() -> None:
     )
     model, builder = build_preference_model(cfg, dataset, categories.k)  # adapters untrained
     with tempfile.TemporaryDirectory() as tmp:
-        untuned = embed_items(model, builder, dataset.num_items, cfg.augment, Path(tmp) / "t")
+        path = Path(tmp) / "untuned.safetensors"
+        untuned = embed_items(model, builder, dataset.num_items, cfg.augment, path)
     tables = {  # item rows only: row 0 of the LLM tables is padding
         "stage0_sasrec": stage0_table.numpy(),
         "stage2_finetuned_llm": load_item_embeddings(table_path)[0][1:].numpy(),
         "llm_before_finetuning": untuned[1:].numpy(),
     }
-    labels, seed = categories.labels[1:], cfg.categories.seed
+    labels = categories.labels[1:]
+    seed = cfg.categories.seed
     figures = {
         "dataset": cfg.data.name,
         "llm": cfg.llm.model,
@@ -73,11 +80,12 @@ def main() -> None:
         "categories_k": categories.k,
         "items": int(labels.size),
         "probe": f"{NEIGHBOURS}-nearest neighbours, standardised features, {FOLDS}-fold CV",
-        "largest_category_share": float(np.bincount(labels).max() / labels.size),
+        "largest_category_share": float(categories.counts.max() / categories.counts.sum()),
         "accuracy": {name: knn_accuracy(x, labels, seed) for name, x in tables.items()},
         "stage1_key": stages["stage1_key"],
         "sft_epoch_losses": stages["sft"]["epoch_losses"],
         "sft_mean_target_loss": stages["sft"].get("mean_target_loss"),
+        "torch_threads": torch.get_num_threads(),
     }
     name = result_name("category-probe", cfg.data.name, *args.set)
     publish(args.out / f"{name}.json", figures, args.note)
