@@ -198,7 +198,7 @@ def fit(
             accelerator.backward(loss)
             optimizer.step()
             total, steps = total + loss.item(), steps + 1
-        loss = _across_processes(accelerator, total / max(steps, 1), "mean")
+        epoch_loss = _across_processes(accelerator, total / max(steps, 1), "mean")
         valid = evaluate(plain, dataset, "valid", eval_cfg).metrics[VALID_METRIC]
         valid = _across_processes(accelerator, valid, "main")
         seconds = time.perf_counter() - start
@@ -207,7 +207,7 @@ def fit(
         state.history.append(
             {
                 "epoch": state.epoch,
-                "loss": loss,
+                "loss": epoch_loss,
                 f"valid_{VALID_METRIC}": valid,
                 "seconds": seconds,
             }
@@ -224,7 +224,7 @@ def fit(
             write_json(output_dir / HISTORY, state.history)
         bar.update(1)
         bar.set_postfix(
-            loss=f"{loss:.4f}",
+            loss=f"{epoch_loss:.4f}",
             valid=f"{valid:.4f}",
             best=f"{state.best_metric:.4f}@{state.best_epoch}",
         )
