@@ -275,9 +275,10 @@ def only_seeds(exp: ExperimentConfig, seeds: list[int]) -> ExperimentConfig:
     Their tables go to `<name>-seeds-<seeds>/`, so the full experiment's stay as they are; every
     training is still found in the shared caches.
     """
-    if unknown := sorted(set(seeds) - set(exp.seeds)):
+    wanted = set(seeds)
+    if unknown := sorted(wanted - set(exp.seeds)):
         raise ConfigError(f"experiment '{exp.name}': seeds {unknown} are not among {exp.seeds}")
-    kept = [seed for seed in exp.seeds if seed in set(seeds)]  # the file's order, each once
+    kept = [seed for seed in exp.seeds if seed in wanted]  # the file's order, each once
     tables = f"{exp.name}-seeds-{'-'.join(map(str, kept))}"
     return exp.model_copy(update={"seeds": kept, "name": tables})
 
