@@ -65,11 +65,17 @@ def main() -> None:
             "seconds_per_epoch": record["seconds_per_epoch"],
             "seconds_to_best": record["seconds_to_best"],
             "peak_memory_mb": record["peak_memory_mb"],
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "machine": machine(),
             "torch": torch.__version__,
         }
         name = result_name(cfg.data.name, backbone, *args.set)
         publish(args.out / f"{name}.json", figures, args.note)
+
+
+def machine() -> str:
+    """The processor and thread count, and the GPU where one did the training."""
+    cpu = f"{platform.machine()}, {torch.get_num_threads()} threads"
+    return f"{cpu}, {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu
 
 
 if __name__ == "__main__":

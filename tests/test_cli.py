@@ -39,7 +39,8 @@ def test_prepare_train_evaluate_recommend(tmp_path):
     first_row = next(line for line in result.output.splitlines() if line.strip().startswith("│ 1"))
     assert "i5" in first_row
     zero = runner.invoke(app, ["recommend", "-c", str(cfg), "--items", "i2", "-k", "0"])
-    assert zero.exit_code != 0 and "greater than or equal to 1" in zero.output
+    # click's usage error; its wording of the range differs between versions
+    assert zero.exit_code == 2 and "Invalid value for '-k'" in zero.output
 
 
 def test_bad_config_key_exits_non_zero_with_the_key_named(tmp_path):

@@ -112,6 +112,7 @@ def test_fine_tune_decreases_loss_and_trains_item_rows(tiny_lm, tmp_path) -> Non
         before_items, before_other = embed(item_rows).clone(), embed(other_rows).clone()
     before = _mean_loss(model, samples)
     stats = fine_tune(model, samples, cfg, tmp_path / "sft")
+    model.cpu()  # fine_tune leaves it on the accelerator's device (a GPU where there is one)
     after = _mean_loss(model, samples)
     assert after < 0.6 * before and stats.epoch_losses[-1] < 0.5 * stats.epoch_losses[0]
     assert stats.samples == 5 and stats.epochs == 15 and stats.steps == 15 * 3
@@ -128,7 +129,8 @@ def test_resume_matches_uninterrupted_run(tiny_lm_factory, tmp_path) -> None:
         cfg = SFTConfig(epochs=epochs, batch_size=2, grad_accum=2, lr=1e-2, lora_dropout=0.1)
         model, builder = _model(tiny_lm_factory(), cfg)
         samples = user_level_samples(TRAIN, LABELS, K, builder)
-        return model, fine_tune(model, samples, cfg, tmp_path / out)
+        stats = fine_tune(model, samples, cfg, tmp_path / out)
+        return model.cpu(), stats
 
     straight, s_stats = run(2, "a")
     run(1, "b")  # "interrupted" after epoch 1

@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - depends on the installed transformers
 from tslrec.config import LLMConfig
 from tslrec.errors import TslrecError
 from tslrec.io import atomic_dir, read_json, write_json
-from tslrec.training.accelerator import process_state
+from tslrec.training.accelerator import main_process_first
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def load_causal_lm(cfg: LLMConfig) -> tuple[PreTrainedModel, PreTrainedTokenizer
     """
     os.environ["HF_HUB_OFFLINE"] = "1"
     if cfg.model in BUILTIN_MODELS:
-        with process_state().main_process_first():  # one converter, the others wait for it
+        with main_process_first():  # one converter, the others wait for it
             directory = _builtin_cache(cfg.model, Path(cfg.cache_dir))
     else:
         directory = Path(cfg.model).expanduser()

@@ -42,7 +42,7 @@ from tslrec.io import (
 from tslrec.llm.categories import preference_target
 from tslrec.llm.preference_model import PreferenceModel, preference_loss
 from tslrec.llm.prompts import PromptBuilder
-from tslrec.training.accelerator import stage_accelerator
+from tslrec.training.accelerator import stage_accelerator, wait_for_everyone
 from tslrec.training.checkpoint import optimizer_tensors, restore_optimizer
 
 log = logging.getLogger(__name__)
@@ -362,12 +362,12 @@ def fine_tune(
         state["steps"] += len(losses)
         state["epoch_losses"].append(float(np.mean(losses)) if losses else math.nan)
         state["epoch"] = epoch + 1
-        accelerator.wait_for_everyone()
+        wait_for_everyone()
         if accelerator.is_main_process:
             _save_checkpoint(
                 output_dir, accelerator.unwrap_model(model), optimizer.optimizer, state
             )
-        accelerator.wait_for_everyone()
+        wait_for_everyone()
     stats = SFTStats(
         level=cfg.level,
         samples=len(samples),

@@ -32,7 +32,12 @@ from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.models import ItemEmbedding, build_model
 from tslrec.provenance import git_commit
-from tslrec.training.accelerator import launch_key, process_state
+from tslrec.training.accelerator import (
+    launch_key,
+    main_process_first,
+    process_state,
+    wait_for_everyone,
+)
 from tslrec.training.trainer import epochs_done, fit
 
 log = logging.getLogger(__name__)
@@ -47,7 +52,7 @@ def dataset_dir(cfg: Config) -> Path:
 
 def load_dataset(cfg: Config) -> SequenceDataset:
     """The prepared dataset for this config, prepared now if missing or out of date."""
-    with process_state().main_process_first():
+    with main_process_first():
         return prepare_dataset(cfg.data, dataset_dir(cfg))
 
 
@@ -124,7 +129,7 @@ def train_and_evaluate(
         if record.get("settings_key") == settings:
             return record
     process = process_state()  # under `accelerate launch`, only the main process writes
-    process.wait_for_everyone()  # ... once every process has looked for a finished run
+    wait_for_everyone()  # ... once every process has looked for a finished run
     if process.is_main_process:
         resumable = settings_key(cfg, dataset, meta, any_budget=True)
         if out.exists() and not _can_continue(out, resumable, cfg.train):
@@ -133,7 +138,7 @@ def train_and_evaluate(
             (out / stale).unlink(missing_ok=True)
         write_json(out / "settings.json", resumable)
         save_config(cfg, out / "config.yaml")
-    process.wait_for_everyone()
+    wait_for_everyone()
     commit = git_commit()  # the code that starts (or resumes) it, before commits made meanwhile
     set_seed(cfg.train.seed)
     model = build_model(dataset.num_items, cfg.model, item_embedding)
@@ -162,5 +167,5 @@ def train_and_evaluate(
     }
     if process.is_main_process:
         write_json(out / RESULTS, record)
-    process.wait_for_everyone()
+    wait_for_everyone()
     return record

@@ -35,7 +35,12 @@ from tslrec.pipeline.backbone import (
     stage_key,
     train_and_evaluate,
 )
-from tslrec.training.accelerator import launch_key, process_state
+from tslrec.training.accelerator import (
+    launch_key,
+    main_process_first,
+    process_state,
+    wait_for_everyone,
+)
 from tslrec.training.checkpoint import load_model
 
 EMBEDDINGS = "item_embeddings.safetensors"
@@ -117,7 +122,7 @@ def stage1_and_2(
     process = process_state()  # under `accelerate launch`: all fine-tune, the main one writes
     start = time.perf_counter()
     categories_dir = stage1 / CATEGORIES
-    with process.main_process_first():
+    with main_process_first():
         if (categories_dir / "categories.json").is_file():
             categories = LatentCategories.load(categories_dir)
         else:
@@ -143,7 +148,7 @@ def stage1_and_2(
     start = time.perf_counter()
     if process.is_main_process:  # one forward pass per item: not worth sharding
         embed_items(model, builder, dataset.num_items, cfg.augment, table_path)
-    process.wait_for_everyone()
+    wait_for_everyone()
     seconds_embed = time.perf_counter() - start
     stats = {
         "stage1_key": key1,

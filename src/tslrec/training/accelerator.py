@@ -12,11 +12,14 @@ and would need it restored here before a second stage.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState, GradientState
-from accelerate.utils import parse_flag_from_env
+from accelerate.utils import DistributedType, parse_flag_from_env
 
 from tslrec.errors import TslrecError
 
@@ -38,6 +41,32 @@ def process_state() -> PartialState:
             "set ACCELERATE_USE_CPU=1"
         )
     return state
+
+
+def wait_for_everyone() -> None:
+    """A barrier over the launch that also holds for CPU process groups on GPU machines.
+
+    accelerate's own barrier names the GPU of each process's local rank, even for a CPU
+    process group; torch then allocates on that GPU, which does not exist where a machine has
+    fewer GPUs than the launch has processes ("invalid device ordinal", seen on a one-GPU
+    machine under `ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2`).
+    """
+    state = process_state()
+    if state.distributed_type == DistributedType.MULTI_CPU:
+        torch.distributed.barrier()  # a gloo group: torch picks the CPU itself
+    else:
+        state.wait_for_everyone()
+
+
+@contextmanager
+def main_process_first() -> Iterator[None]:
+    """The main process runs the block first (writing a cache); the others then read it."""
+    main = process_state().is_main_process
+    if not main:
+        wait_for_everyone()
+    yield
+    if main:
+        wait_for_everyone()
 
 
 def stage_accelerator(**settings: Any) -> Accelerator:

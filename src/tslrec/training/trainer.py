@@ -32,7 +32,7 @@ from tslrec.io import (
     write_json,
 )
 from tslrec.models import SequentialRecommender
-from tslrec.training.accelerator import stage_accelerator
+from tslrec.training.accelerator import stage_accelerator, wait_for_everyone
 from tslrec.training.batches import (
     causal_windows,
     mask_items,
@@ -229,7 +229,7 @@ def fit(
             best=f"{state.best_metric:.4f}@{state.best_epoch}",
         )
     bar.close()
-    accelerator.wait_for_everyone()
+    wait_for_everyone()
     plain.load_state_dict(load_tensors(output_dir / "best" / MODEL_FILE))
     return TrainResult(
         best_epoch=state.best_epoch,
