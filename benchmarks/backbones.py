@@ -13,11 +13,10 @@ seconds to the best epoch and the peak resident memory of the process that train
 
 from __future__ import annotations
 
-import platform
 import shutil
 
 import torch
-from common import arguments, publish, result_name
+from common import arguments, machine, publish, result_name
 
 from tslrec.config import load_config
 from tslrec.evaluation.evaluator import evaluate
@@ -70,12 +69,6 @@ def main() -> None:
         }
         name = result_name(cfg.data.name, backbone, *args.set)
         publish(args.out / f"{name}.json", figures, args.note)
-
-
-def machine() -> str:
-    """The processor and thread count, and the GPU where one did the training."""
-    cpu = f"{platform.machine()}, {torch.get_num_threads()} threads"
-    return f"{cpu}, {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu
 
 
 if __name__ == "__main__":

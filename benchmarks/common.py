@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import re
 import shlex
 import sys
 from pathlib import Path
+
+import torch
 
 from tslrec.io import write_json
 
@@ -26,6 +29,13 @@ def arguments(doc: str | None, *extra: tuple[tuple[str, ...], dict]) -> argparse
     for names, options in extra:
         parser.add_argument(*names, **options)
     return parser.parse_args()
+
+
+def machine() -> str:
+    """The processor and thread count, and the GPU where one is visible (the backbones and the
+    LLM then run on it): which machine a timing or a random stream belongs to."""
+    cpu = f"{platform.machine()}, {torch.get_num_threads()} threads"
+    return f"{cpu}, {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu
 
 
 def result_name(*parts: str) -> str:

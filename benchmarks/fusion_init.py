@@ -11,19 +11,19 @@ gradient decides how much of the LLM to use) and `small` (default weights times 
 Takes the stage-2 table from `--table` or from the caches of `tslrec run` with the same config
 (running stages 0-2 if missing). Trains into <output_dir>/fusion-init/seed-N; writes
 benchmarks/results/fusion-init-<dataset>[-<overrides>][-seeds-<list>].json and prints it
-(`--seeds 42`, `--seeds 43`, ... in separate processes share a GPU well).
+(`--seeds 42`, `--seeds 43`, ... in separate processes share a GPU well; give them `--table`
+or run stages 0-2 once first, since processes outside a launch do not coordinate cache writes).
 """
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 from accelerate.utils import set_seed
-from common import arguments, publish, result_name
+from common import arguments, machine, publish, result_name
 
 from tslrec.config import Config, load_config
 from tslrec.data.dataset import SequenceDataset
@@ -39,6 +39,7 @@ DEFAULT_SEEDS = [42, 43, 44]
 
 
 def fusion(table: torch.Tensor, cfg: Config, start: str) -> FusionEmbedding:
+    """Seeded alike for every start, so the starts differ in the adapter's last layer only."""
     set_seed(cfg.train.seed)
     embedding = build_item_embedding("fusion", table, cfg.model.hidden_size, cfg.model.dropout)
     last = embedding.adapted.adapter[-1]
@@ -89,6 +90,12 @@ def compare(cfg: Config, dataset: SequenceDataset, table: torch.Tensor) -> list[
     return rows
 
 
+def stages_0_to_2(cfg: Config) -> Path:
+    """The stage-2 table of `tslrec run` with this config, computed if not cached."""
+    dataset = load_dataset(cfg)
+    return stage1_and_2(cfg, dataset, stage0(cfg, dataset, progress=False)[1])[0]
+
+
 def main() -> None:
     args = arguments(
         __doc__,
@@ -96,10 +103,8 @@ def main() -> None:
         (("--table",), {"type": Path, "help": "a stage-2 item table (.safetensors)"}),
     )
     base = load_config(args.config, args.set)
-    if args.table is None:
-        dataset = load_dataset(base)
-        table_path, _ = stage1_and_2(base, dataset, stage0(base, dataset, progress=False)[1])
-    table = load_item_embeddings(args.table or table_path)[0]
+    table_path = args.table or stages_0_to_2(base)
+    table = load_item_embeddings(table_path)[0]
     rows = []
     for seed in args.seeds:
         for backbone in BACKBONES:
@@ -116,19 +121,19 @@ def main() -> None:
         for backbone in BACKBONES
         for start in STARTS
     }
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.machine()
     figures = {
         "dataset": base.data.name,
         "overrides": args.set,
         "seeds": args.seeds,
         "mean_change_NDCG@10": means,
         "rows": rows,
-        "device": device,
+        "table": str(table_path),
+        "machine": machine(),
         "torch": torch.__version__,
     }
     seeds = [] if args.seeds == DEFAULT_SEEDS else ["seeds-" + "-".join(map(str, args.seeds))]
     name = result_name("fusion-init", base.data.name, *args.set, *seeds)
-    publish(args.out / f"{name}.json", figures)
+    publish(args.out / f"{name}.json", figures, args.note)
 
 
 if __name__ == "__main__":

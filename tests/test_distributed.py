@@ -3,8 +3,11 @@
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
+import torch
+from accelerate.utils import DistributedType
 from typer.testing import CliRunner
 
 from tslrec.cli import app
@@ -12,6 +15,7 @@ from tslrec.config import save_config
 from tslrec.errors import TslrecError
 from tslrec.io import read_json
 from tslrec.pipeline.tslrec import run_tslrec
+from tslrec.training import accelerator
 from tslrec.training.accelerator import process_state
 
 
@@ -56,8 +60,9 @@ def test_two_processes_share_the_work_and_only_the_first_writes_and_reports(
 
 def _rank_errors(stderr: str) -> str:
     """Each rank's last lines: the rank that failed first is buried under the others' noise."""
-    ranks = sorted({line.split("]")[0] for line in stderr.splitlines() if line.startswith("[rank")})
-    tails = ["\n".join([ln for ln in stderr.splitlines() if ln.startswith(r)][-25:]) for r in ranks]
+    lines = [(line.split("]", 1)[0], line) for line in stderr.splitlines()]
+    ranks = sorted({rank for rank, _ in lines if rank.startswith("[rank")})
+    tails = ["\n".join([ln for rank, ln in lines if rank == r][-25:]) for r in ranks]
     return "\n\n".join(tails) or stderr[-3000:]
 
 
@@ -65,3 +70,29 @@ def test_a_launch_that_accelerate_does_not_see_is_refused(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # launched, but this process group has one member
     with pytest.raises(TslrecError, match="launched as 2 processes, but accelerate sees 1"):
         process_state()
+
+
+def test_cpu_process_groups_wait_at_a_cpu_barrier(monkeypatch):
+    """accelerate's own barrier names the local rank's GPU even for a CPU process group, which
+    fails on a machine with fewer GPUs than processes; a CPU group's barrier names none."""
+    calls = []
+    state = SimpleNamespace(
+        distributed_type=DistributedType.MULTI_CPU,
+        is_main_process=False,
+        wait_for_everyone=lambda: calls.append("accelerate"),
+    )
+    monkeypatch.setattr(accelerator, "process_state", lambda: state)
+    monkeypatch.setattr(torch.distributed, "barrier", lambda *a, **kw: calls.append((a, kw)))
+    accelerator.wait_for_everyone()
+    assert calls == [((), {})]
+    state.distributed_type = DistributedType.MULTI_GPU  # accelerate's is right for GPU groups
+    accelerator.wait_for_everyone()
+    assert calls[-1] == "accelerate"
+
+    # the main process runs the block before the barrier, the others after it
+    for main, expected in ((True, ["block", "accelerate"]), (False, ["accelerate", "block"])):
+        calls.clear()
+        state.is_main_process = main
+        with accelerator.main_process_first():
+            calls.append("block")
+        assert calls == expected

@@ -53,14 +53,17 @@ def wait_for_everyone() -> None:
     """
     state = process_state()
     if state.distributed_type == DistributedType.MULTI_CPU:
-        torch.distributed.barrier()  # a gloo group: torch picks the CPU itself
+        torch.distributed.barrier()  # gloo (or MPI): torch puts the barrier on the CPU
     else:
         state.wait_for_everyone()
 
 
 @contextmanager
 def main_process_first() -> Iterator[None]:
-    """The main process runs the block first (writing a cache); the others then read it."""
+    """The main process runs the block first (writing a cache); the others then read it.
+
+    accelerate's own version waits at the barrier that `wait_for_everyone` replaces.
+    """
     main = process_state().is_main_process
     if not main:
         wait_for_everyone()
