@@ -35,7 +35,8 @@ def _elsewhere(figures: dict, machine: str) -> str:
 
 
 def _command(figures: dict) -> str:
-    return f"`{figures['command']}`" if "command" in figures else "(command not recorded)"
+    """The command as a code span; double backticks, since a --note may quote code itself."""
+    return f"`` {figures['command']} ``" if "command" in figures else "(command not recorded)"
 
 
 def _backbones(runs: dict[str, dict], machine: str) -> list[str]:
