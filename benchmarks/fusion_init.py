@@ -90,12 +90,6 @@ def compare(cfg: Config, dataset: SequenceDataset, table: torch.Tensor) -> list[
     return rows
 
 
-def stages_0_to_2(cfg: Config) -> Path:
-    """The stage-2 table of `tslrec run` with this config, computed if not cached."""
-    dataset = load_dataset(cfg)
-    return stage1_and_2(cfg, dataset, stage0(cfg, dataset, progress=False)[1])[0]
-
-
 def main() -> None:
     args = arguments(
         __doc__,
@@ -103,8 +97,10 @@ def main() -> None:
         (("--table",), {"type": Path, "help": "a stage-2 item table (.safetensors)"}),
     )
     base = load_config(args.config, args.set)
-    table_path = args.table or stages_0_to_2(base)
-    table = load_item_embeddings(table_path)[0]
+    dataset = load_dataset(base)  # the same for every seed and backbone
+    if args.table is None:  # the stage-2 table of `tslrec run`, computed if not cached
+        args.table = stage1_and_2(base, dataset, stage0(base, dataset, progress=False)[1])[0]
+    table = load_item_embeddings(args.table)[0]
     rows = []
     for seed in args.seeds:
         for backbone in BACKBONES:
@@ -113,7 +109,7 @@ def main() -> None:
                 args.config,
                 [*args.set, f"model.name={backbone}", f"train.seed={seed}", f"output_dir={out}"],
             )
-            rows.extend(compare(cfg, load_dataset(cfg), table))
+            rows.extend(compare(cfg, dataset, table))
     means = {
         f"{backbone}/{start}": float(
             np.mean([r["change"] for r in rows if (r["backbone"], r["start"]) == (backbone, start)])
@@ -127,7 +123,7 @@ def main() -> None:
         "seeds": args.seeds,
         "mean_change_NDCG@10": means,
         "rows": rows,
-        "table": str(table_path),
+        "table": str(args.table),
         "machine": machine(),
         "torch": torch.__version__,
     }
