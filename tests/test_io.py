@@ -71,3 +71,14 @@ def test_a_damaged_json_file_is_named_with_its_line_and_column(tmp_path):
     path.write_bytes(b'{"a": "\xff"}')
     with pytest.raises(TslrecError, match=r"results.json: not UTF-8 text at byte 7"):
         read_json(path)
+
+
+def test_artifacts_get_the_umask_permissions_not_the_temporary_owner_only_ones(tmp_path):
+    """mkstemp/mkdtemp create 0600/0700; a renamed artifact must be as readable as any file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    write_json(tmp_path / "a.json", {"v": 1})
+    with atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "x").write_text("1")
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~umask

@@ -1,7 +1,9 @@
 """Atomic artifact writers: a crash or a bad input never leaves a half-written file behind.
 
 Every artifact goes to a temporary sibling first and is renamed into place, which is atomic on
-POSIX file systems. Only safetensors, JSON and Parquet are written; nothing is pickled.
+POSIX file systems. Tensors go to safetensors, records to JSON or Parquet; nothing is pickled.
+Artifacts get the permissions any new file would (the umask's), not the temporary file's
+owner-only mode.
 """
 
 from __future__ import annotations
@@ -22,6 +24,15 @@ if TYPE_CHECKING:
     import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()  # read once: setting it to look is process-wide
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
@@ -32,6 +43,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        tmp_path.chmod(0o666 & ~_UMASK)  # mkstemp makes it owner-only
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -82,6 +94,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     previous = _previous(path)
     try:
         yield tmp
+        tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes it owner-only
         if path.exists():
             os.replace(path, previous)
         os.replace(tmp, path)

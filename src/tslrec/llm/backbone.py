@@ -132,7 +132,6 @@ def _builtin_cache(name: str, cache_dir: Path) -> Path:
     with atomic_dir(target) as tmp:
         _convert_gguf(gguf, tmp)
         write_json(tmp / CACHE_MARKER, {"format": CACHE_FORMAT, "source": gguf.name})
-        tmp.chmod(0o755)  # mkdtemp makes it owner-only; the cache is an ordinary directory
     log.info("converted %s in %.1fs", gguf.name, time.perf_counter() - start)
     return target
 
