@@ -32,16 +32,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tslrec.config import load_config
+from tslrec.layout import CATEGORIES, stage1_dir
 from tslrec.llm.augment import embed_items, load_item_embeddings
 from tslrec.llm.categories import LatentCategories
 from tslrec.pipeline.backbone import load_dataset
-from tslrec.pipeline.tslrec import (
-    CATEGORIES,
-    build_preference_model,
-    stage0,
-    stage1_and_2,
-    stage1_dir,
-)
+from tslrec.pipeline.tslrec import build_preference_model, stage0, stage1_and_2
 
 NEIGHBOURS, FOLDS = 10, 5
 

@@ -28,9 +28,10 @@ from common import arguments, machine, publish, result_name
 from tslrec.config import Config, load_config
 from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.significance import paired_test
+from tslrec.layout import PER_USER
 from tslrec.llm.augment import load_item_embeddings
 from tslrec.models.item_embedding import FusionEmbedding, build_item_embedding
-from tslrec.pipeline.backbone import PER_USER, load_dataset, run_dir, train_and_evaluate
+from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
 from tslrec.pipeline.tslrec import stage0, stage1_and_2
 
 BACKBONES = ("sasrec", "gru4rec", "bert4rec")

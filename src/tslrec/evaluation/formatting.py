@@ -53,3 +53,23 @@ def summary_table(rows: Sequence[dict]) -> str:
         cells += [f"{r['paired_ttest_p']:.3g}", f"{r['paired_wilcoxon_p']:.3g}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def comparison_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted cells of the plain-vs-enhanced table (HR/NDCG@k, change, paired p).
+
+    One formatter for every rendering (the Markdown results, the HTML report), so they never drift.
+    """
+    ks = cutoffs(results["rows"][0]["plain"])
+    metrics = [f"{m}@{k}" for k in ks for m in ("HR", "NDCG")]
+    header = ["backbone", "variant", *metrics, "paired p (NDCG@10)"]
+    body = []
+    for row in results["rows"]:
+        plain, enhanced = row["plain"], row["enhanced"]
+        name, p_value = row["backbone"], f"{row['paired_test_NDCG@10']['ttest_p']:.3g}"
+        body += [
+            [name, "plain", *(f"{plain[m]:.4f}" for m in metrics), ""],
+            [name, f"TSLRec ({row['mode']})", *(f"{enhanced[m]:.4f}" for m in metrics), p_value],
+            [name, "change", *(percent_change(plain[m], enhanced[m]) for m in metrics), ""],
+        ]
+    return header, body

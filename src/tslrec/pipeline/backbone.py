@@ -30,6 +30,7 @@ from tslrec.data.dataset import SequenceDataset
 from tslrec.data.prepare import prepare_dataset
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import atomic_path, read_json, write_json
+from tslrec.layout import PER_USER, RESULTS
 from tslrec.models import ItemEmbedding, build_model
 from tslrec.provenance import git_commit
 from tslrec.training.accelerator import (
@@ -41,9 +42,6 @@ from tslrec.training.accelerator import (
 from tslrec.training.trainer import epochs_done, fit
 
 log = logging.getLogger(__name__)
-
-RESULTS = "results.json"
-PER_USER = "test_per_user.parquet"
 
 
 def dataset_dir(cfg: Config) -> Path:

@@ -18,7 +18,8 @@ from tslrec.config import Config, ExperimentConfig, load_config
 from tslrec.evaluation.formatting import SUMMARY_METRICS, VARIANTS, summary_table
 from tslrec.evaluation.significance import paired_test_scores, per_user_ndcg
 from tslrec.io import atomic_path, read_json, write_json
-from tslrec.pipeline.backbone import PER_USER, RESULTS, load_dataset
+from tslrec.layout import PER_USER, RESULTS
+from tslrec.pipeline.backbone import load_dataset
 from tslrec.pipeline.tslrec import downstream, stage0, stage1_and_2
 from tslrec.provenance import git_commit
 from tslrec.training.accelerator import process_state

@@ -18,9 +18,10 @@ from accelerate.utils import set_seed
 
 from tslrec.config import Config, save_config
 from tslrec.data.dataset import SequenceDataset
-from tslrec.evaluation.formatting import cutoffs, percent_change
+from tslrec.evaluation.formatting import comparison_table
 from tslrec.evaluation.significance import paired_test
 from tslrec.io import atomic_path, read_json, write_json
+from tslrec.layout import CATEGORIES, PER_USER, SFT, STAGE0_BACKBONE, embeddings_path, stage1_dir
 from tslrec.llm import sft as sft_stage
 from tslrec.llm.augment import embed_items, load_item_embeddings, stats_path
 from tslrec.llm.backbone import load_causal_lm
@@ -29,7 +30,6 @@ from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.models.item_embedding import build_item_embedding, table_fingerprint
 from tslrec.pipeline.backbone import (
-    PER_USER,
     load_dataset,
     run_dir,
     stage_key,
@@ -42,20 +42,6 @@ from tslrec.training.accelerator import (
     wait_for_everyone,
 )
 from tslrec.training.checkpoint import load_model
-
-EMBEDDINGS = "item_embeddings.safetensors"
-STAGE0_BACKBONE = "sasrec"
-CATEGORIES, SFT = "categories", "sft"  # the sub-directories of a stage-1 directory
-
-
-def stage1_dir(output_dir: Path, key1: str) -> Path:
-    """Where stage 1 keeps its `categories/` and `sft/` (adapters and sft_stats.json)."""
-    return output_dir / "stage1" / key1
-
-
-def embeddings_path(output_dir: Path, key2: str) -> Path:
-    """Stage 2's (N+1, D) item table; `stages.json` next to it records stages 1 and 2."""
-    return output_dir / "stage2" / key2 / EMBEDDINGS
 
 
 def _with_backbone(cfg: Config, name: str) -> Config:
@@ -244,26 +230,6 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
         with atomic_path(cfg.output_dir / "results.md") as tmp:
             tmp.write_text(results_markdown(results) + "\n")
     return results
-
-
-def comparison_table(results: dict) -> tuple[list[str], list[list[str]]]:
-    """Header and formatted cells of the plain-vs-enhanced table (HR/NDCG@k, change, paired p).
-
-    One formatter for every rendering (Markdown here, HTML in the report), so they never drift.
-    """
-    ks = cutoffs(results["rows"][0]["plain"])
-    metrics = [f"{m}@{k}" for k in ks for m in ("HR", "NDCG")]
-    header = ["backbone", "variant", *metrics, "paired p (NDCG@10)"]
-    body = []
-    for row in results["rows"]:
-        plain, enhanced = row["plain"], row["enhanced"]
-        name, p_value = row["backbone"], f"{row['paired_test_NDCG@10']['ttest_p']:.3g}"
-        body += [
-            [name, "plain", *(f"{plain[m]:.4f}" for m in metrics), ""],
-            [name, f"TSLRec ({row['mode']})", *(f"{enhanced[m]:.4f}" for m in metrics), p_value],
-            [name, "change", *(percent_change(plain[m], enhanced[m]) for m in metrics), ""],
-        ]
-    return header, body
 
 
 def _loss_against_mean(sft: dict) -> str:

@@ -16,17 +16,18 @@ import polars as pl
 from tslrec.data.dataset import SequenceDataset
 from tslrec.errors import TslrecError
 from tslrec.io import read_json, restore_interrupted
-from tslrec.llm.augment import load_item_embeddings
-from tslrec.llm.categories import LatentCategories
-from tslrec.llm.sft import STATS_FILE
-from tslrec.pipeline.backbone import PER_USER, RESULTS
-from tslrec.pipeline.tslrec import (
+from tslrec.layout import (
     CATEGORIES,
+    PER_USER,
+    RESULTS,
     SFT,
     STAGE0_BACKBONE,
     embeddings_path,
     stage1_dir,
 )
+from tslrec.llm.augment import load_item_embeddings
+from tslrec.llm.categories import LatentCategories
+from tslrec.llm.sft import STATS_FILE
 from tslrec.training.checkpoint import MODEL_META, load_model
 from tslrec.training.trainer import HISTORY
 

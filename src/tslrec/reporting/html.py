@@ -18,9 +18,8 @@ from pathlib import Path
 import polars as pl
 from matplotlib.figure import Figure
 
-from tslrec.evaluation.formatting import percent_change
+from tslrec.evaluation.formatting import comparison_table, percent_change
 from tslrec.io import atomic_path
-from tslrec.pipeline.tslrec import comparison_table
 from tslrec.reporting import figures
 from tslrec.reporting.artifacts import RunArtifacts, load_run
 from tslrec.reporting.breakdown import HISTORY_BUCKETS, K, compare_buckets, user_buckets

@@ -1,0 +1,27 @@
+"""The file and directory names of a run's output, shared by the stages that write them and the
+report that reads them.
+
+Kept free of everything else in tslrec, so any layer can import it: the names are part of the
+on-disk format, so changing one orphans every finished run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+RESULTS = "results.json"
+PER_USER = "test_per_user.parquet"
+
+EMBEDDINGS = "item_embeddings.safetensors"
+STAGE0_BACKBONE = "sasrec"
+CATEGORIES, SFT = "categories", "sft"  # the sub-directories of a stage-1 directory
+
+
+def stage1_dir(output_dir: Path, key1: str) -> Path:
+    """Where stage 1 keeps its `categories/` and `sft/` (adapters and sft_stats.json)."""
+    return output_dir / "stage1" / key1
+
+
+def embeddings_path(output_dir: Path, key2: str) -> Path:
+    """Stage 2's (N+1, D) item table; `stages.json` next to it records stages 1 and 2."""
+    return output_dir / "stage2" / key2 / EMBEDDINGS
