@@ -38,6 +38,13 @@ def test_prepare_train_evaluate_recommend(tmp_path):
     assert result.exit_code == 0, result.output
     first_row = next(line for line in result.output.splitlines() if line.strip().startswith("│ 1"))
     assert "i5" in first_row
+    # a history longer than max_len (10): every item in it is excluded, not only the last 10;
+    # with 15 of the 20 items seen, only the other 5 are left to list
+    seen = [f"i{i}" for i in range(1, 16)]
+    result = runner.invoke(app, ["recommend", "-c", str(cfg), "--items", ",".join(seen), "-k", "8"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│")[2].strip() for line in result.output.splitlines() if "│" in line]
+    assert sorted(rows) == [f"i{i}" for i in range(16, 21)]
     zero = runner.invoke(app, ["recommend", "-c", str(cfg), "--items", "i2", "-k", "0"])
     # click's usage error; its wording of the range differs between versions
     assert zero.exit_code == 2 and "Invalid value for '-k'" in zero.output

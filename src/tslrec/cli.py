@@ -136,7 +136,8 @@ def _load_trained(cfg: Config, dataset):
     data, model and training settings must match, up to those that do not change the result.
     """
     from tslrec.io import read_json, restore_interrupted
-    from tslrec.pipeline.backbone import RESULTS, run_dir, settings_key
+    from tslrec.layout import RESULTS
+    from tslrec.pipeline.backbone import run_dir, settings_key
     from tslrec.training.checkpoint import load_model
 
     out = run_dir(cfg)
@@ -215,14 +216,14 @@ def recommend(
         history = dataset.sequences[dataset.user_index(user)]
     else:
         history = [dataset.item_index(i.strip()) for i in items.split(",") if i.strip()]  # type: ignore[union-attr]
-    inputs = torch.from_numpy(left_pad([history], model.cfg.max_len))
+    inputs = torch.from_numpy(left_pad([history], max(len(history), 1)))  # all, to exclude
     top_items, scores = model.recommend(inputs, k)
     table = Table(title=f"top {k} for {'user ' + user if user else 'the given sequence'}")
     for column in ("rank", "item id", "title", "score"):
         table.add_column(column)
-    for rank, (item, score) in enumerate(
-        zip(top_items[0].tolist(), scores[0].tolist(), strict=True), 1
-    ):
+    ranked = zip(top_items[0].tolist(), scores[0].tolist(), strict=True)
+    unseen = [(item, score) for item, score in ranked if score != float("-inf")]
+    for rank, (item, score) in enumerate(unseen, 1):  # fewer than k when few items are unseen
         table.add_row(
             str(rank), str(dataset.items[item]), dataset.titles[item] or "", f"{score:.3f}"
         )

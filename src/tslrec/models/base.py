@@ -66,7 +66,11 @@ class SequentialRecommender(nn.Module):
     def recommend(
         self, history: torch.Tensor, k: int, exclude_seen: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k (item ids, scores) per left-padded history; seen items are skipped by default."""
+        """Top-k (item ids, scores) per left-padded history; seen items are skipped by default.
+
+        Pass whole histories, however long: the model reads only the last `max_len` items, but
+        every item given is excluded, so a user is not offered what they saw long ago.
+        """
         scores = self.score(history).float()
         scores[:, 0] = float("-inf")
         if exclude_seen:
