@@ -18,6 +18,21 @@ def test_wrong_type_is_named(tmp_path):
         load_config(path)
 
 
+def test_a_config_that_is_not_utf8_is_named_with_the_byte(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"train:\n  lr: 0.1 # caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: line 2, column 16: expected UTF-8 text"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("overrides", ["overrides: train.lr=0.1", "overrides:"])
+def test_experiment_overrides_must_be_a_list(tmp_path, overrides):
+    path = tmp_path / "e.yaml"
+    path.write_text(f"name: e\nconfigs: [c.yaml]\n{overrides}\n")
+    with pytest.raises(ConfigError, match=r"e.yaml: key 'overrides': Input should be a valid list"):
+        load_experiment(path, ["train.epochs=1"])
+
+
 def test_overrides_keep_yaml_types(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("train:\n  lr: 0.1\n")

@@ -1,9 +1,18 @@
 import os
 
 import pytest
+import torch
 
 from tslrec.errors import TslrecError
-from tslrec.io import atomic_dir, atomic_path, read_json, restore_interrupted, write_json
+from tslrec.io import (
+    atomic_dir,
+    atomic_path,
+    load_tensors_and_metadata,
+    read_json,
+    restore_interrupted,
+    save_tensors,
+    write_json,
+)
 
 
 class Crash(Exception):
@@ -82,3 +91,12 @@ def test_artifacts_get_the_umask_permissions_not_the_temporary_owner_only_ones(t
         (tmp / "x").write_text("1")
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_tensors_and_metadata_round_trip_and_a_damaged_file_is_named(tmp_path):
+    save_tensors(tmp_path / "t.safetensors", {"a": torch.arange(6.0).view(2, 3)}, {"k": "v"})
+    tensors, metadata = load_tensors_and_metadata(tmp_path / "t.safetensors")
+    assert torch.equal(tensors["a"], torch.arange(6.0).view(2, 3)) and metadata == {"k": "v"}
+    (tmp_path / "t.safetensors").write_bytes(b"garbage")
+    with pytest.raises(TslrecError, match=r"t.safetensors: not a readable safetensors file"):
+        load_tensors_and_metadata(tmp_path / "t.safetensors")

@@ -74,6 +74,9 @@ def test_prepared_dataset_round_trips_and_is_reused(tmp_path):
     loaded = SequenceDataset.load(tmp_path / "prep")
     assert all((a == b).all() for a, b in zip(first.sequences, loaded.sequences, strict=True))
     assert again.manifest["content_hash"] == first.manifest["content_hash"]
+    (tmp_path / "prep" / "items.parquet").write_bytes(b"PAR1 damaged PAR1")
+    with pytest.raises(DataError, match=r"prep/items.parquet: not a readable Parquet table"):
+        SequenceDataset.load(tmp_path / "prep")
     # a different setting is a different dataset: prepared again
     changed = prepare_dataset(cfg.model_copy(update={"negatives_seed": 1}), tmp_path / "prep")
     assert (changed.test_negatives != first.test_negatives).any()

@@ -210,9 +210,13 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        before = err.object[: err.start]
+        line, column = before.count(b"\n") + 1, err.start - before.rfind(b"\n")
+        raise ConfigError(f"{path}: line {line}, column {column}: expected UTF-8 text") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     return raw
@@ -261,12 +265,11 @@ class ExperimentConfig(StrictModel):
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
     """An experiment file; `overrides` (KEY=VALUE) are added to its own, applied to every run."""
-    raw = _read_yaml(path)
-    raw["overrides"] = [*raw.get("overrides", []), *(overrides or [])]
     try:
-        return ExperimentConfig.model_validate(raw)
+        exp = ExperimentConfig.model_validate(_read_yaml(path))
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, str(path))) from None
+    return exp.model_copy(update={"overrides": [*exp.overrides, *(overrides or [])]})
 
 
 def only_seeds(exp: ExperimentConfig, seeds: list[int]) -> ExperimentConfig:

@@ -136,6 +136,19 @@ def save_tensors(
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+    return load_tensors_and_metadata(path)[0]
 
-    return load_file(str(path))
+
+def load_tensors_and_metadata(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Every tensor of a safetensors file and its metadata; a damaged file is named."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = f.keys()  # the handle itself is not iterable
+            return {name: f.get_tensor(name) for name in names}, dict(f.metadata() or {})
+    except (SafetensorError, OSError) as err:
+        raise TslrecError(
+            f"{path}: not a readable safetensors file ({err}); "
+            "it was not written by tslrec or was damaged: delete it to recompute"
+        ) from None

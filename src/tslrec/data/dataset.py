@@ -42,10 +42,10 @@ class SequenceDataset:
             raise DataError(
                 f"not a prepared dataset (no {MANIFEST}); run `tslrec data prepare`", path=path
             )
-        inter = pl.read_parquet(path / "interactions.parquet")
-        users = pl.read_parquet(path / "users.parquet").sort("user_idx")
-        items = pl.read_parquet(path / "items.parquet").sort("item_idx")
-        negatives = pl.read_parquet(path / "negatives.parquet").sort("user_idx")
+        inter = _read_table(path / "interactions.parquet")
+        users = _read_table(path / "users.parquet").sort("user_idx")
+        items = _read_table(path / "items.parquet").sort("item_idx")
+        negatives = _read_table(path / "negatives.parquet").sort("user_idx")
         item_idx = inter["item_idx"].to_numpy()
         bounds = np.cumsum(inter.group_by("user_idx", maintain_order=True).len()["len"].to_numpy())
         sequences = np.split(item_idx, bounds[:-1])
@@ -124,3 +124,12 @@ def left_pad(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
         if len(tail):
             out[row, length - len(tail) :] = tail
     return out
+
+
+def _read_table(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except (pl.exceptions.PolarsError, OSError) as err:
+        raise DataError(
+            f"not a readable Parquet table ({err}); run `tslrec data prepare --force`", path=path
+        ) from None

@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from tqdm.auto import tqdm
 
 from tslrec.config import AugmentConfig
 from tslrec.errors import TslrecError
-from tslrec.io import load_tensors, save_tensors, write_json
+from tslrec.io import load_tensors_and_metadata, save_tensors, write_json
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.llm.sft import pad_batch
@@ -59,8 +58,8 @@ def load_item_embeddings(path: str | Path) -> tuple[torch.Tensor, dict[str, str]
     path = Path(path)
     if not path.is_file():
         raise TslrecError(f"{path}: no item-embedding table (run the augmentation step)")
-    with safe_open(str(path), framework="pt") as f:
-        return f.get_tensor(TENSOR_NAME), dict(f.metadata() or {})
+    tensors, metadata = load_tensors_and_metadata(path)
+    return tensors[TENSOR_NAME], metadata
 
 
 def embed_items(
@@ -127,12 +126,10 @@ def _resume(path: Path, key: str, num_items: int, dim: int) -> tuple[torch.Tenso
     fresh = torch.zeros(num_items + 1, dim), np.zeros(num_items + 1, dtype=bool)
     if not path.is_file():
         return fresh
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+    saved, meta = load_tensors_and_metadata(path)
     if meta.get("fingerprint") != key:
         log.warning("%s: partial table from another model or settings; starting over", path)
         return fresh
-    saved = load_tensors(path)
     done = saved["done"].numpy().astype(bool)
     done[0] = False
     log.info("resuming item embeddings: %d of %d items done", int(done.sum()), num_items)

@@ -22,7 +22,7 @@ from tslrec.layout import PER_USER, RESULTS
 from tslrec.pipeline.backbone import load_dataset
 from tslrec.pipeline.tslrec import downstream, stage0, stage1_and_2
 from tslrec.provenance import git_commit
-from tslrec.training.accelerator import process_state
+from tslrec.training.accelerator import process_state, wait_for_everyone
 
 
 def with_seed(cfg: Config, seed: int) -> Config:
@@ -48,7 +48,8 @@ def cell_configs(exp: ExperimentConfig) -> list[tuple[Path, str | None, Config]]
 
 
 def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFrame:
-    """Run every cell and seed; write results.{parquet,csv} and summary.{parquet,md}."""
+    """Run every cell and seed; write results.{parquet,csv}, summary.{parquet,csv,md} and
+    experiment.json, which every process of a launch may read once this returns."""
     commit, rows = git_commit(), []
     for path, value, cfg in cell_configs(exp):
         dataset = load_dataset(cfg)
@@ -75,6 +76,7 @@ def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFram
     results = pl.DataFrame(rows)
     if process_state().is_main_process:
         _write(exp, results)
+    wait_for_everyone()
     return results
 
 
