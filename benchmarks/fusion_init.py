@@ -20,15 +20,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import torch
 from accelerate.utils import set_seed
 from common import arguments, machine, publish, result_name
 
 from tslrec.config import Config, load_config
 from tslrec.data.dataset import SequenceDataset
-from tslrec.evaluation.significance import paired_test
-from tslrec.layout import PER_USER
+from tslrec.evaluation.formatting import relative_change
+from tslrec.evaluation.significance import paired_test_of_runs
 from tslrec.llm.augment import load_item_embeddings
 from tslrec.models.item_embedding import FusionEmbedding, build_item_embedding
 from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
@@ -60,7 +59,8 @@ def compare(cfg: Config, dataset: SequenceDataset, table: torch.Tensor) -> list[
     rows = []
     for start in STARTS:
         tag = f"{cfg.model.name}-fusion-{start}"
-        meta = {"item_embedding": {"mode": "fusion", "adapter_start": start}}
+        spec = {"mode": "fusion", "external_dim": table.size(1), "adapter_start": start}
+        meta = {"item_embedding": spec}
         enhanced = train_and_evaluate(
             cfg,
             dataset,
@@ -69,10 +69,7 @@ def compare(cfg: Config, dataset: SequenceDataset, table: torch.Tensor) -> list[
             meta=meta,
             progress=False,
         )
-        test = paired_test(
-            pl.read_parquet(run_dir(cfg) / PER_USER),
-            pl.read_parquet(run_dir(cfg, tag) / PER_USER),
-        )
+        test = paired_test_of_runs(run_dir(cfg), run_dir(cfg, tag))
         rows.append(
             {
                 "backbone": cfg.model.name,
@@ -80,7 +77,7 @@ def compare(cfg: Config, dataset: SequenceDataset, table: torch.Tensor) -> list[
                 "start": start,
                 "plain_NDCG@10": plain["test"]["NDCG@10"],
                 "fusion_NDCG@10": enhanced["test"]["NDCG@10"],
-                "change": enhanced["test"]["NDCG@10"] / plain["test"]["NDCG@10"] - 1,
+                "change": relative_change(plain["test"]["NDCG@10"], enhanced["test"]["NDCG@10"]),
                 "plain_HR@10": plain["test"]["HR@10"],
                 "fusion_HR@10": enhanced["test"]["HR@10"],
                 "plain_best_epoch": plain["best_epoch"],

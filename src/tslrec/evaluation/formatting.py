@@ -22,9 +22,14 @@ def signed_percent(value: float) -> str:
     return f"{value:+.1f}%"
 
 
+def relative_change(before: float, after: float) -> float:
+    """(after - before) / before; 0 from a zero baseline, where it is undefined."""
+    return (after - before) / before if before else 0.0
+
+
 def percent_change(before: float, after: float) -> str:
-    """The relative change as "+1.2%" ("+0.0%" from a zero baseline, where it is undefined)."""
-    return signed_percent((after - before) / before * 100 if before else 0.0)
+    """The relative change as "+1.2%"."""
+    return signed_percent(relative_change(before, after) * 100)
 
 
 def mean_std(mean: float, std: float, seeds: int) -> str:

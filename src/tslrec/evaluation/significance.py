@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 from scipy import stats
 
+from tslrec.evaluation.metrics import ndcg_at
+from tslrec.layout import PER_USER
+
 
 def per_user_ndcg(per_user: pl.DataFrame, k: int = 10) -> np.ndarray:
     """NDCG@k of each user from the saved ranks, in user order."""
-    ranks = per_user.sort("user_idx")["rank"].to_numpy().astype(np.float64)
-    return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+    return ndcg_at(per_user.sort("user_idx")["rank"].to_numpy(), k)
 
 
 def paired_test_scores(baseline: np.ndarray, treatment: np.ndarray) -> dict[str, float]:
@@ -29,3 +33,10 @@ def paired_test_scores(baseline: np.ndarray, treatment: np.ndarray) -> dict[str,
 def paired_test(baseline: pl.DataFrame, treatment: pl.DataFrame, k: int = 10) -> dict[str, float]:
     """Paired tests of two models' saved per-user ranks on per-user NDCG@k."""
     return paired_test_scores(per_user_ndcg(baseline, k), per_user_ndcg(treatment, k))
+
+
+def paired_test_of_runs(baseline: Path, treatment: Path, k: int = 10) -> dict[str, float]:
+    """`paired_test` of two finished runs, from the per-user ranks each saved in its directory."""
+    return paired_test(
+        pl.read_parquet(baseline / PER_USER), pl.read_parquet(treatment / PER_USER), k
+    )

@@ -15,7 +15,12 @@ import numpy as np
 import polars as pl
 
 from tslrec.config import Config, ExperimentConfig, load_config
-from tslrec.evaluation.formatting import SUMMARY_METRICS, VARIANTS, summary_table
+from tslrec.evaluation.formatting import (
+    SUMMARY_METRICS,
+    VARIANTS,
+    relative_change,
+    summary_table,
+)
 from tslrec.evaluation.significance import paired_test_scores, per_user_ndcg
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.layout import PER_USER, RESULTS
@@ -123,8 +128,9 @@ def summarize(results: pl.DataFrame) -> pl.DataFrame:
                     float(values.std(ddof=1)) if len(values) > 1 else 0.0
                 )
         for metric in SUMMARY_METRICS:
-            plain = entry[f"plain_{metric}_mean"]
-            change = entry[f"enhanced_{metric}_mean"] / plain - 1 if plain else 0.0
+            change = relative_change(
+                entry[f"plain_{metric}_mean"], entry[f"enhanced_{metric}_mean"]
+            )
             entry[f"change_{metric}_%"] = 100 * change
         test = paired_test_scores(*(_seed_mean_ndcg(group, v) for v in VARIANTS))
         entry.update({f"paired_{k}": v for k, v in test.items()})

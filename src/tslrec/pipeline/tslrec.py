@@ -12,16 +12,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import polars as pl
 import torch
 from accelerate.utils import set_seed
 
 from tslrec.config import Config, save_config
 from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.formatting import comparison_table
-from tslrec.evaluation.significance import paired_test
+from tslrec.evaluation.significance import paired_test_of_runs
 from tslrec.io import atomic_path, read_json, write_json
-from tslrec.layout import CATEGORIES, PER_USER, SFT, STAGE0_BACKBONE, embeddings_path, stage1_dir
+from tslrec.layout import CATEGORIES, SFT, STAGE0_BACKBONE, embeddings_path, stage1_dir
 from tslrec.llm import sft as sft_stage
 from tslrec.llm.augment import embed_items, load_item_embeddings, stats_path
 from tslrec.llm.backbone import load_causal_lm
@@ -176,10 +175,7 @@ def downstream(
         )
         enhanced_seconds = time.perf_counter() - start
         plain_dir, enhanced_dir = run_dir(backbone_cfg), run_dir(backbone_cfg, tag)
-        test = paired_test(
-            pl.read_parquet(plain_dir / PER_USER),
-            pl.read_parquet(enhanced_dir / PER_USER),
-        )
+        test = paired_test_of_runs(plain_dir, enhanced_dir)
         rows.append(
             {
                 "backbone": name,
