@@ -158,6 +158,10 @@ def test_resume_refuses_other_settings(tiny_lm_factory, tmp_path) -> None:
         fine_tune(model, samples, other, tmp_path)
     with pytest.raises(TslrecError, match="different fine-tuning settings"):
         fine_tune(model, samples[:-1], cfg.model_copy(update={"epochs": 2}), tmp_path)
+    fewer_layers = cfg.model_copy(update={"epochs": 2, "lora_layers": 1})  # other adapters
+    model, _ = _model(tiny_lm_factory(), fewer_layers)
+    with pytest.raises(TslrecError, match="different fine-tuning settings"):
+        fine_tune(model, samples, fewer_layers, tmp_path)
     with pytest.raises(TslrecError):
         fine_tune(model, [], other, tmp_path / "empty")
     with pytest.raises(TslrecError):

@@ -50,20 +50,6 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoint"
 STATS_FILE = "sft_stats.json"
 MAX_GRAD_NORM = 1.0
-# Settings that change the optimisation path: resuming under different ones is refused.
-_RESUME_KEYS = (
-    "level",
-    "loss",
-    "batch_size",
-    "grad_accum",
-    "lr",
-    "lora_r",
-    "lora_alpha",
-    "lora_dropout",
-    "target_modules",
-    "max_samples",
-    "seed",
-)
 
 
 @dataclass(frozen=True)
@@ -268,7 +254,8 @@ def _checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def _resume_settings(cfg: SFTConfig) -> dict[str, Any]:
-    return {key: getattr(cfg, key) for key in _RESUME_KEYS}
+    """Every setting but the budget: a checkpoint resumes only on the same optimisation path."""
+    return cfg.model_dump(exclude={"epochs"})
 
 
 def samples_digest(samples: Sequence[Sample]) -> str:
