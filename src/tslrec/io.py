@@ -9,6 +9,7 @@ owner-only mode.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -152,3 +153,16 @@ def load_tensors_and_metadata(path: str | Path) -> tuple[dict[str, torch.Tensor]
             f"{path}: not a readable safetensors file ({err}); "
             "it was not written by tslrec or was damaged: delete it to recompute"
         ) from None
+
+
+def package_file(distribution: str, relative: str) -> Path | None:
+    """A file shipped inside an installed distribution (None when it is not installed).
+
+    Found from the package metadata, never by importing the package: RecBole's imports, say,
+    pull in heavy, version-pinned dependencies that a data file does not need.
+    """
+    try:
+        dist = importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return Path(str(dist.locate_file(relative)))

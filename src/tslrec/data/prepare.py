@@ -179,7 +179,6 @@ def prepare_dataset(
         "split": "chronological leave-one-out (last = test, second-to-last = validation)",
         "raw_interactions": raw.interactions.height,
         "stats": _sequence_stats(lengths, items.height),
-        "has_text": raw.items is not None,
         "sampled_negatives_per_user": len(negatives["test_negatives"][0]),
     }
     with atomic_dir(out_dir) as tmp:

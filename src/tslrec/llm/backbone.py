@@ -11,7 +11,6 @@ Two sources are accepted, both strictly offline (the runs must not depend on a n
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
 import time
@@ -32,7 +31,7 @@ except ImportError:  # pragma: no cover - depends on the installed transformers
 
 from tslrec.config import LLMConfig
 from tslrec.errors import TslrecError
-from tslrec.io import atomic_dir, read_json, write_json
+from tslrec.io import atomic_dir, package_file, read_json, write_json
 from tslrec.training.accelerator import main_process_first
 
 log = logging.getLogger(__name__)
@@ -106,16 +105,13 @@ def ensure_pad_token(
 
 
 def builtin_gguf_path(name: str) -> Path:
-    """Locate a built-in model's GGUF file via package metadata (never importing the package)."""
     dist_name, rel = BUILTIN_MODELS[name]
-    try:
-        dist = importlib.metadata.distribution(dist_name)
-    except importlib.metadata.PackageNotFoundError:
+    path = package_file(dist_name, rel)
+    if path is None:
         raise TslrecError(
             f"llm.model '{name}' needs the '{dist_name}' package, which is not installed; "
             "install it or set llm.model to a local Hugging Face model directory"
-        ) from None
-    path = Path(str(dist.locate_file(rel)))
+        )
     if not path.is_file():
         raise TslrecError(f"llm.model '{name}': {path} is missing from the '{dist_name}' package")
     return path

@@ -237,7 +237,8 @@ def _loss_against_mean(sft: dict) -> str:
 
 
 def results_markdown(results: dict) -> str:
-    """The plain-vs-enhanced table, ready to paste: HR/NDCG@5/10/20 and the relative change."""
+    """The plain-vs-enhanced table at every `eval.ks` cut-off, ready to paste, and the cost of
+    each stage."""
     header, body = comparison_table(results)
     lines = [
         f"TSLRec on {results['dataset']} with {results['llm']} ({results['protocol']})",
