@@ -63,6 +63,20 @@ class TrainState:
     seconds_to_best: float = 0.0
     history: list[dict] = field(default_factory=list)
 
+    def end_epoch(self, loss: float, valid: float, seconds: float) -> bool:
+        """Record a finished epoch; True if it is the best so far."""
+        self.epoch += 1
+        self.seconds += seconds
+        self.history.append(
+            {"epoch": self.epoch, "loss": loss, f"valid_{VALID_METRIC}": valid, "seconds": seconds}
+        )
+        if not valid > self.best_metric:  # a NaN never counts as an improvement
+            self.bad_epochs += 1
+            return False
+        self.best_metric, self.best_epoch, self.bad_epochs = valid, self.epoch, 0
+        self.seconds_to_best = self.seconds
+        return True
+
 
 @dataclass
 class TrainResult:
@@ -96,6 +110,21 @@ def _batch_loss(model, batch: list[torch.Tensor], cfg: TrainConfig, plain: Seque
     hidden, table = model(inputs)
     selected = targets != 0
     return LOSSES[cfg.loss](hidden[selected], targets[selected], table, cfg)
+
+
+def _train_epoch(
+    model, loader: DataLoader, optimizer, accelerator: Accelerator, cfg: TrainConfig, plain
+) -> float:
+    """One pass over the training windows; the mean batch loss over every process."""
+    total, steps = 0.0, 0
+    model.train()
+    for batch in loader:
+        loss = _batch_loss(model, batch, cfg, plain)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        optimizer.step()
+        total, steps = total + loss.item(), steps + 1
+    return _across_processes(accelerator, total / max(steps, 1), "mean")
 
 
 def _across_processes(accelerator: Accelerator, value: float, how: str) -> float:
@@ -190,35 +219,13 @@ def fit(
     )
     while state.epoch < train_cfg.epochs and state.bad_epochs < train_cfg.patience:
         set_seed(train_cfg.seed + state.epoch)
-        start, total, steps = time.perf_counter(), 0.0, 0
-        model.train()
-        for batch in loader:
-            loss = _batch_loss(model, batch, train_cfg, plain)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
-            optimizer.step()
-            total, steps = total + loss.item(), steps + 1
-        epoch_loss = _across_processes(accelerator, total / max(steps, 1), "mean")
+        start = time.perf_counter()
+        epoch_loss = _train_epoch(model, loader, optimizer, accelerator, train_cfg, plain)
         valid = evaluate(plain, dataset, "valid", eval_cfg).metrics[VALID_METRIC]
         valid = _across_processes(accelerator, valid, "main")
-        seconds = time.perf_counter() - start
-        state.epoch += 1
-        state.seconds += seconds
-        state.history.append(
-            {
-                "epoch": state.epoch,
-                "loss": epoch_loss,
-                f"valid_{VALID_METRIC}": valid,
-                "seconds": seconds,
-            }
-        )
-        if valid > state.best_metric:
-            state.best_metric, state.best_epoch, state.bad_epochs = valid, state.epoch, 0
-            state.seconds_to_best = state.seconds
-            if accelerator.is_main_process:
-                save_model(plain, output_dir / "best", meta)
-        else:
-            state.bad_epochs += 1
+        improved = state.end_epoch(epoch_loss, valid, time.perf_counter() - start)
+        if improved and accelerator.is_main_process:
+            save_model(plain, output_dir / "best", meta)
         if accelerator.is_main_process:
             _save_state(output_dir / STATE_DIR, plain, optimizer, state, key)
             write_json(output_dir / HISTORY, state.history)
