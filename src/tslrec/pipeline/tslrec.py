@@ -106,13 +106,7 @@ def stage1_and_2(
 
     process = process_state()  # under `accelerate launch`: all fine-tune, the main one writes
     start = time.perf_counter()
-    categories_dir = stage1 / CATEGORIES
-    with main_process_first():
-        if (categories_dir / "categories.json").is_file():
-            categories = LatentCategories.load(categories_dir)
-        else:
-            categories = fit_categories(item_embeddings.numpy(), cfg.categories)
-            categories.save(categories_dir)
+    categories = _categories(cfg, item_embeddings, stage1 / CATEGORIES)
     seconds_categories = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -120,13 +114,7 @@ def stage1_and_2(
     seconds_load = time.perf_counter() - start
 
     start = time.perf_counter()
-    train = dataset.train_sequences()
-    if cfg.sft.level == "user":
-        samples = sft_stage.user_level_samples(train, categories.labels, categories.k, builder)
-    else:
-        samples = sft_stage.instance_level_samples(
-            train, categories.labels, categories.k, builder, cfg.sft.max_samples, cfg.sft.seed
-        )
+    samples = _sft_samples(cfg, dataset, categories, builder)
     sft = sft_stage.fine_tune(model, samples, cfg.sft, stage1 / SFT)
     seconds_sft = time.perf_counter() - start
 
@@ -151,6 +139,28 @@ def stage1_and_2(
     if process.is_main_process:
         write_json(stats_file, stats)
     return table_path, stats
+
+
+def _categories(cfg: Config, item_embeddings: torch.Tensor, directory: Path) -> LatentCategories:
+    """Stage 1's k-means on stage 0's items, fitted once and shared by every process."""
+    with main_process_first():
+        if (directory / "categories.json").is_file():
+            return LatentCategories.load(directory)
+        categories = fit_categories(item_embeddings.numpy(), cfg.categories)
+        categories.save(directory)
+        return categories
+
+
+def _sft_samples(
+    cfg: Config, dataset: SequenceDataset, categories: LatentCategories, builder: PromptBuilder
+) -> list[sft_stage.Sample]:
+    """One sample per user (the method), or per training step (the instance-level baseline)."""
+    train = dataset.train_sequences()
+    if cfg.sft.level == "user":
+        return sft_stage.user_level_samples(train, categories.labels, categories.k, builder)
+    return sft_stage.instance_level_samples(
+        train, categories.labels, categories.k, builder, cfg.sft.max_samples, cfg.sft.seed
+    )
 
 
 def downstream(
