@@ -9,10 +9,13 @@ model and three fusion variants that differ only in the adapter's last layer at 
 `default` (PyTorch's init), `zero` (all zeros: the model starts as the plain one and the
 gradient decides how much of the LLM to use) and `small` (default weights times 0.1, zero bias).
 Takes the stage-2 table from `--table` or from the caches of `tslrec run` with the same config
-(running stages 0-2 if missing). Trains into <output_dir>/fusion-init/seed-N; writes
-benchmarks/results/fusion-init-<dataset>[-<overrides>][-seeds-<list>].json and prints it
-(`--seeds 42`, `--seeds 43`, ... in separate processes share a GPU well; give them `--table`
-or run stages 0-2 once first, since processes outside a launch do not coordinate cache writes).
+(running stages 0-2 if missing). Trains into the model directories `tslrec run` and `tslrec
+experiment` use for each seed, so a plain model one of them trained is reused, not retrained;
+`--backbones` and `--starts` pick a subset (on ML-1M a training takes hours on a CPU). Writes
+benchmarks/results/fusion-init-<dataset>[-<overrides>][-seeds-<list>][-<subset>].json and
+prints it (`--seeds 42`, `--seeds 43`, ... in separate processes share a GPU well; give them
+`--table` or run stages 0-2 once first, since processes outside a launch do not coordinate
+cache writes).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from tslrec.evaluation.significance import paired_test_of_runs
 from tslrec.llm.augment import load_item_embeddings
 from tslrec.models.item_embedding import FusionEmbedding, build_item_embedding
 from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
+from tslrec.pipeline.experiment import with_seed
 from tslrec.pipeline.tslrec import stage0, stage1_and_2
 
 BACKBONES = ("sasrec", "gru4rec", "bert4rec")
@@ -53,11 +57,13 @@ def fusion(table: torch.Tensor, cfg: Config, start: str) -> FusionEmbedding:
     return embedding
 
 
-def compare(cfg: Config, dataset: SequenceDataset, table: torch.Tensor) -> list[dict]:
+def compare(
+    cfg: Config, dataset: SequenceDataset, table: torch.Tensor, starts: list[str], progress: bool
+) -> list[dict]:
     """The plain model and each fusion start for one backbone and seed."""
-    plain = train_and_evaluate(cfg, dataset, progress=False)
+    plain = train_and_evaluate(cfg, dataset, progress=progress)
     rows = []
-    for start in STARTS:
+    for start in starts:
         tag = f"{cfg.model.name}-fusion-{start}"
         spec = {"mode": "fusion", "external_dim": table.size(1), "adapter_start": start}
         meta = {"item_embedding": spec}
@@ -67,7 +73,7 @@ def compare(cfg: Config, dataset: SequenceDataset, table: torch.Tensor) -> list[
             item_embedding=fusion(table, cfg, start),
             tag=tag,
             meta=meta,
-            progress=False,
+            progress=progress,
         )
         test = paired_test_of_runs(run_dir(cfg), run_dir(cfg, tag))
         rows.append(
@@ -93,6 +99,9 @@ def main() -> None:
         __doc__,
         (("--seeds",), {"nargs": "+", "type": int, "default": DEFAULT_SEEDS}),
         (("--table",), {"type": Path, "help": "a stage-2 item table (.safetensors)"}),
+        (("--backbones",), {"nargs": "+", "choices": BACKBONES, "default": list(BACKBONES)}),
+        (("--starts",), {"nargs": "+", "choices": STARTS, "default": list(STARTS)}),
+        (("--progress",), {"action": "store_true", "help": "a bar per training (long runs)"}),
     )
     base = load_config(args.config, args.set)
     dataset = load_dataset(base)  # the same for every seed and backbone
@@ -101,19 +110,15 @@ def main() -> None:
     table = load_item_embeddings(args.table)[0]
     rows = []
     for seed in args.seeds:
-        for backbone in BACKBONES:
-            out = base.output_dir / "fusion-init" / f"seed-{seed}"
-            cfg = load_config(
-                args.config,
-                [*args.set, f"model.name={backbone}", f"train.seed={seed}", f"output_dir={out}"],
-            )
-            rows.extend(compare(cfg, dataset, table))
+        for backbone in args.backbones:
+            cfg = with_seed(load_config(args.config, [*args.set, f"model.name={backbone}"]), seed)
+            rows.extend(compare(cfg, dataset, table, args.starts, args.progress))
     means = {
         f"{backbone}/{start}": float(
             np.mean([r["change"] for r in rows if (r["backbone"], r["start"]) == (backbone, start)])
         )
-        for backbone in BACKBONES
-        for start in STARTS
+        for backbone in args.backbones
+        for start in args.starts
     }
     figures = {
         "dataset": base.data.name,
@@ -126,7 +131,11 @@ def main() -> None:
         "torch": torch.__version__,
     }
     seeds = [] if args.seeds == DEFAULT_SEEDS else ["seeds-" + "-".join(map(str, args.seeds))]
-    name = result_name("fusion-init", base.data.name, *args.set, *seeds)
+    subset = [
+        *([] if args.backbones == list(BACKBONES) else args.backbones),
+        *([] if args.starts == list(STARTS) else args.starts),
+    ]
+    name = result_name("fusion-init", base.data.name, *args.set, *seeds, *subset)
     publish(args.out / f"{name}.json", figures, args.note)
 
 
