@@ -153,6 +153,28 @@ def _probe(p: dict) -> list[str]:
     ]
 
 
+def _fit_gap(f: dict) -> list[str]:
+    lines = [
+        f"## Does the enhanced model fit its training data better or worse? {f['experiment']}",
+        "",
+        _command(f),
+        "",
+        "| backbone | seed | training loss, plain | enhanced | logged loss gap (enhanced - plain) "
+        "by epochs |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for r in f["rows"]:
+        gaps = "; ".join(
+            f"{span}: {gap:+.4f}" if isinstance(gap, float) else f"{span}: {gap}"
+            for span, gap in r["loss_gap"].items()
+        )
+        lines.append(
+            f"| {r['backbone']} | {r['seed']} | {r['plain_training_loss']:.4f} "
+            f"| {r['enhanced_training_loss']:.4f} | {gaps} |"
+        )
+    return [*lines, "", "Training loss: the best checkpoint's, frozen, without dropout.", ""]
+
+
 def _fusion_init(runs: list[dict]) -> list[str]:
     """One table over every fusion_init.py file (one process per seed writes one each)."""
     if not runs:
@@ -183,8 +205,9 @@ def _fusion_init(runs: list[dict]) -> list[str]:
 
 
 def render(runs: dict[str, dict]) -> str:
-    # the reference machine: the first record made by a CPU build of torch
-    reference = next((r for r in runs.values() if r.get("torch", "").endswith("+cpu")), {})
+    # the reference machine: that of the plain backbones measured on a CPU build of torch
+    cpu = [r for r in runs.values() if r.get("torch", "").endswith("+cpu")]
+    reference = next((r for r in cpu if "backbone" in r and "test" in r), cpu[0] if cpu else {})
     machine = reference.get("machine", "unknown")
     lines = [
         "# Measured results",
@@ -207,6 +230,8 @@ def render(runs: dict[str, dict]) -> str:
             lines += _augment(figures)
         elif name.startswith("category-probe-"):
             lines += _probe(figures)
+        elif name.startswith("fit-gap-"):
+            lines += _fit_gap(figures)
     lines += _fusion_init([f for name, f in runs.items() if name.startswith("fusion-init-")])
     return "\n".join(lines).rstrip() + "\n"
 

@@ -8,7 +8,7 @@ from tslrec.evaluation.evaluator import evaluate
 from tslrec.models import build_model
 from tslrec.pipeline.backbone import load_dataset, train_and_evaluate
 from tslrec.training.checkpoint import load_model
-from tslrec.training.trainer import epochs_done, fit
+from tslrec.training.trainer import epochs_done, fit, mean_training_loss
 
 
 def fit_new_model(ds, cfg, train_cfg, out):
@@ -196,3 +196,24 @@ def test_an_interrupted_continuation_leaves_no_stale_record(cyclic, monkeypatch)
     again = train_and_evaluate(short, load_dataset(short), progress=False)
     assert again["epochs_run"] == 2
     assert len(json.loads((model_dir / "history.json").read_text())) == 2
+
+
+def test_mean_training_loss_is_the_cross_entropy_of_every_training_target(cyclic):
+    """One batch holds every window, so the mean loss is plain cross-entropy, computed by hand."""
+    from tslrec.training.batches import causal_windows
+
+    tmp_path, csv = cyclic
+    cfg = tiny_config(tmp_path, csv, train={"batch_size": 10_000})
+    ds = load_dataset(cfg)
+    torch.manual_seed(0)
+    model = build_model(ds.num_items, cfg.model.model_copy(update={"dropout": 0.3})).train()
+    inputs, targets = (torch.from_numpy(a) for a in causal_windows(ds.train_sequences(), 10))
+    with torch.no_grad():
+        hidden, table = model.eval()(inputs)
+    real = targets != 0  # scored over the real items 1..N: the padding row is no candidate
+    expected = torch.nn.functional.cross_entropy(hidden[real] @ table[1:].T, targets[real] - 1)
+    assert mean_training_loss(model.train(), ds, cfg.train) == pytest.approx(float(expected))
+    assert model.training  # left as it was found
+    with_dropout = mean_training_loss(model, ds, cfg.train, dropout=True)
+    assert with_dropout == mean_training_loss(model, ds, cfg.train, dropout=True)  # seeded
+    assert with_dropout != pytest.approx(float(expected))

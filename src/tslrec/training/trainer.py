@@ -127,6 +127,21 @@ def _train_epoch(
     return _across_processes(accelerator, total / max(steps, 1), "mean")
 
 
+@torch.no_grad()
+def mean_training_loss(
+    model: SequentialRecommender, dataset: SequenceDataset, cfg: TrainConfig, dropout: bool = False
+) -> float:
+    """The mean batch loss over the training windows, as an epoch's log reports it, but with
+    frozen weights and no dropout by default: how well a model fits its training data."""
+    torch.manual_seed(cfg.seed)  # the same batches (and cloze masks) for every model
+    was_training = model.training
+    model.train(dropout)
+    loader = DataLoader(_training_tensors(model, dataset), batch_size=cfg.batch_size)
+    losses = [float(_batch_loss(model, list(batch), cfg, model)) for batch in loader]
+    model.train(was_training)
+    return sum(losses) / max(len(losses), 1)
+
+
 def _across_processes(accelerator: Accelerator, value: float, how: str) -> float:
     """One value for every process: the mean of theirs ("mean"; an epoch's loss over every
     share of the batches) or the main process's ("main"; so that all stop early together)."""
