@@ -318,16 +318,9 @@ def fine_tune(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     digest = samples_digest(samples)
-    state = _try_resume(output_dir, model, optimizer, cfg, digest) or {
-        "epoch": 0,
-        "steps": 0,
-        "seconds_per_epoch": [],
-        "step_losses": [],
-        "epoch_losses": [],
-        "settings": _resume_settings(cfg),
-        "samples": len(samples),
-        "samples_digest": digest,
-    }
+    state = _try_resume(output_dir, model, optimizer, cfg, digest) or _fresh_state(
+        cfg, len(samples), digest
+    )
     resumed_from = int(state["epoch"])
     if resumed_from:
         log.info("resuming fine-tuning from %s after epoch %d", output_dir, resumed_from)
@@ -370,6 +363,20 @@ def fine_tune(
     if accelerator.is_main_process:
         write_json(output_dir / STATS_FILE, asdict(stats))
     return stats
+
+
+def _fresh_state(cfg: SFTConfig, samples: int, digest: str) -> dict[str, Any]:
+    """The checkpointed record of a run that has not trained yet."""
+    return {
+        "epoch": 0,
+        "steps": 0,
+        "seconds_per_epoch": [],
+        "step_losses": [],
+        "epoch_losses": [],
+        "settings": _resume_settings(cfg),
+        "samples": samples,
+        "samples_digest": digest,
+    }
 
 
 def _train_epoch(
