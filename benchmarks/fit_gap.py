@@ -37,7 +37,9 @@ def loss_gaps(plain: list[dict], enhanced: list[dict]) -> dict[str, float | str]
         last = both if last is None else min(last, both)
         if first <= last:
             spans[f"epochs {first}-{last}"] = float(gap[first - 1 : last].mean())
-    spans["epochs after 10 with the higher loss"] = f"{int((gap[10:] > 0).sum())} of {both - 10}"
+    if both > 10:
+        higher = int((gap[10:] > 0).sum())
+        spans["epochs after 10 with the higher loss"] = f"{higher} of {both - 10}"
     return spans
 
 
@@ -47,6 +49,8 @@ def main() -> None:
         (("--experiment",), {"type": Path, "required": True, "help": "experiment-*.json"}),
     )
     published = read_json(args.experiment)
+    if published["grid"] or len({r["config"] for r in published["runs"]}) > 1:
+        raise SystemExit(f"{args.experiment}: one config and no grid expected (runs by seed)")
     base = load_config(args.config, args.set)
     if base.train.num_threads:
         torch.set_num_threads(base.train.num_threads)

@@ -9,13 +9,16 @@ model and three fusion variants that differ only in the adapter's last layer at 
 `default` (PyTorch's init), `zero` (all zeros: the model starts as the plain one and the
 gradient decides how much of the LLM to use) and `small` (default weights times 0.1, zero bias).
 Takes the stage-2 table from `--table` or from the caches of `tslrec run` with the same config
-(running stages 0-2 if missing). Trains into the model directories `tslrec run` and `tslrec
-experiment` use for each seed, so a plain model one of them trained is reused, not retrained;
-`--backbones` and `--starts` pick a subset (on ML-1M a training takes hours on a CPU). Writes
-benchmarks/results/fusion-init-<dataset>[-<overrides>][-seeds-<list>][-<subset>].json and
-prints it (`--seeds 42`, `--seeds 43`, ... in separate processes share a GPU well; give them
-`--table` or run stages 0-2 once first, since processes outside a launch do not coordinate
-cache writes).
+(running stages 0-2 if missing). Without `--set` (or with runtime settings only, such as
+train.num_threads) it trains into the model directories `tslrec run` and `tslrec experiment`
+use for each seed, so a plain model one of them trained is reused, not retrained; never run it
+beside a process that is training the same backbone and seed there. Other `--set` values train
+into <output_dir>/fusion-init/<overrides>/. The `default` start is the pipeline's fusion model
+retrained under another name: on a CPU, `--starts zero small` and `--backbones` save hours.
+Writes benchmarks/results/fusion-init-<dataset>[-<overrides>][-seeds-<list>][-<subset>].json
+and prints it (`--seeds 42`, `--seeds 43`, ... in separate processes share a GPU well; give
+them `--table` or run stages 0-2 once first, since processes outside a launch do not
+coordinate cache writes).
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ import torch
 from accelerate.utils import set_seed
 from common import arguments, machine, publish, result_name
 
-from tslrec.config import Config, load_config
+from tslrec.config import RUNTIME_FIELDS, Config, load_config
 from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.formatting import relative_change
 from tslrec.evaluation.significance import paired_test_of_runs
 from tslrec.llm.augment import load_item_embeddings
-from tslrec.models.item_embedding import FusionEmbedding, build_item_embedding
+from tslrec.models.item_embedding import FusionEmbedding, build_item_embedding, table_fingerprint
 from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
 from tslrec.pipeline.experiment import with_seed
 from tslrec.pipeline.tslrec import stage0, stage1_and_2
@@ -40,6 +43,8 @@ from tslrec.pipeline.tslrec import stage0, stage1_and_2
 BACKBONES = ("sasrec", "gru4rec", "bert4rec")
 STARTS = ("default", "zero", "small")
 DEFAULT_SEEDS = [42, 43, 44]
+# settings that change no trained model, so the pipeline's directories can be shared
+SHAREABLE_SETTINGS = {"output_dir", *(f"train.{name}" for name in RUNTIME_FIELDS)}
 
 
 def fusion(table: torch.Tensor, cfg: Config, start: str) -> FusionEmbedding:
@@ -65,7 +70,12 @@ def compare(
     rows = []
     for start in starts:
         tag = f"{cfg.model.name}-fusion-{start}"
-        spec = {"mode": "fusion", "external_dim": table.size(1), "adapter_start": start}
+        spec = {
+            "mode": "fusion",
+            "external_dim": table.size(1),
+            "adapter_start": start,
+            "table": table_fingerprint(table),  # a finished run is reused on its own table only
+        }
         meta = {"item_embedding": spec}
         enhanced = train_and_evaluate(
             cfg,
@@ -109,6 +119,10 @@ def main() -> None:
         args.table = stage1_and_2(base, dataset, stage0(base, dataset, progress=False)[1])[0]
     table = load_item_embeddings(args.table)[0]
     rows = []
+    if any(o.split("=")[0].strip() not in SHAREABLE_SETTINGS for o in args.set):
+        # other settings than `tslrec run`'s: other models, which must not replace its own
+        own = base.output_dir / "fusion-init" / result_name(*args.set)
+        args.set = [*args.set, f"output_dir={own}"]
     for seed in args.seeds:
         for backbone in args.backbones:
             cfg = with_seed(load_config(args.config, [*args.set, f"model.name={backbone}"]), seed)

@@ -1,4 +1,5 @@
 import os
+import stat
 
 import pytest
 import torch
@@ -91,12 +92,20 @@ def test_artifacts_get_the_umask_permissions_not_the_temporary_owner_only_ones(t
         (tmp / "x").write_text("1")
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o777 & ~umask
+    shared = tmp_path / "shared"  # a group directory: what is made in it stays set-group-id
+    shared.mkdir()
+    shared.chmod(0o2775)
+    with atomic_dir(shared / "d") as tmp:
+        (tmp / "x").write_text("1")
+    assert (shared / "d").stat().st_mode & stat.S_ISGID
 
 
 def test_tensors_and_metadata_round_trip_and_a_damaged_file_is_named(tmp_path):
     save_tensors(tmp_path / "t.safetensors", {"a": torch.arange(6.0).view(2, 3)}, {"k": "v"})
     tensors, metadata = load_tensors_and_metadata(tmp_path / "t.safetensors")
     assert torch.equal(tensors["a"], torch.arange(6.0).view(2, 3)) and metadata == {"k": "v"}
+    with pytest.raises(TslrecError, match=r"missing.safetensors: no such file"):
+        load_tensors_and_metadata(tmp_path / "missing.safetensors")
     (tmp_path / "t.safetensors").write_bytes(b"garbage")
     with pytest.raises(TslrecError, match=r"t.safetensors: not a readable safetensors file"):
         load_tensors_and_metadata(tmp_path / "t.safetensors")

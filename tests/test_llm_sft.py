@@ -10,7 +10,7 @@ import torch
 
 from tslrec.config import PromptConfig, SFTConfig
 from tslrec.errors import TslrecError
-from tslrec.io import read_json
+from tslrec.io import read_json, write_json
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import PromptBuilder
 from tslrec.llm.sft import (
@@ -162,6 +162,13 @@ def test_resume_refuses_other_settings(tiny_lm_factory, tmp_path) -> None:
     model, _ = _model(tiny_lm_factory(), fewer_layers)
     with pytest.raises(TslrecError, match="different fine-tuning settings"):
         fine_tune(model, samples, fewer_layers, tmp_path)
+    # a checkpoint from before lora_layers was recorded is compared on the settings it has
+    state_file = tmp_path / "checkpoint" / "state.json"
+    state = read_json(state_file)
+    del state["settings"]["lora_layers"]
+    write_json(state_file, state)
+    model, _ = _model(tiny_lm_factory(), cfg)
+    assert fine_tune(model, samples, cfg, tmp_path).resumed_from_epoch == 1
     with pytest.raises(TslrecError):
         fine_tune(model, [], other, tmp_path / "empty")
     with pytest.raises(TslrecError):

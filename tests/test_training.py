@@ -208,12 +208,25 @@ def test_mean_training_loss_is_the_cross_entropy_of_every_training_target(cyclic
     torch.manual_seed(0)
     model = build_model(ds.num_items, cfg.model.model_copy(update={"dropout": 0.3})).train()
     inputs, targets = (torch.from_numpy(a) for a in causal_windows(ds.train_sequences(), 10))
-    with torch.no_grad():
-        hidden, table = model.eval()(inputs)
-    real = targets != 0  # scored over the real items 1..N: the padding row is no candidate
-    expected = torch.nn.functional.cross_entropy(hidden[real] @ table[1:].T, targets[real] - 1)
-    assert mean_training_loss(model.train(), ds, cfg.train) == pytest.approx(float(expected))
+
+    def cross_entropy(rows: slice) -> float:
+        with torch.no_grad():
+            hidden, table = model.eval()(inputs[rows])
+        real = targets[rows] != 0  # scored over the real items 1..N: padding is no candidate
+        logits = hidden[real] @ table[1:].T
+        return float(torch.nn.functional.cross_entropy(logits, targets[rows][real] - 1))
+
+    expected = cross_entropy(slice(None))
+    assert mean_training_loss(model.train(), ds, cfg.train) == pytest.approx(expected)
     assert model.training  # left as it was found
+    # in batches of 16 windows, taken in order: the mean of the batch means, as an epoch logs
+    batches = [slice(i, i + 16) for i in range(0, len(inputs), 16)]
+    in_batches = sum(map(cross_entropy, batches)) / len(batches)
+    small = cfg.train.model_copy(update={"batch_size": 16})
+    assert mean_training_loss(model, ds, small) == pytest.approx(in_batches)
+    assert in_batches != pytest.approx(expected)
+    state = torch.random.get_rng_state()
     with_dropout = mean_training_loss(model, ds, cfg.train, dropout=True)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's stream untouched
     assert with_dropout == mean_training_loss(model, ds, cfg.train, dropout=True)  # seeded
-    assert with_dropout != pytest.approx(float(expected))
+    assert with_dropout != pytest.approx(expected)

@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import os
 import shutil
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -34,6 +35,12 @@ def _umask() -> int:
 _UMASK = _umask()  # read once: setting it to look is process-wide
 
 
+def _as_if_created(path: Path, mode: int) -> None:
+    """The permissions `open` or `mkdir` would have given: mkstemp and mkdtemp give owner-only
+    ones. A set-group-id bit inherited from the parent directory is kept."""
+    path.chmod(mode & ~_UMASK | path.stat().st_mode & stat.S_ISGID)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
@@ -44,7 +51,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        tmp_path.chmod(0o666 & ~_UMASK)  # mkstemp makes it owner-only
+        _as_if_created(tmp_path, 0o666)
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -95,7 +102,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     previous = _previous(path)
     try:
         yield tmp
-        tmp.chmod(0o777 & ~_UMASK)  # mkdtemp makes it owner-only
+        _as_if_created(tmp, 0o777)
         if path.exists():
             os.replace(path, previous)
         os.replace(tmp, path)
@@ -148,6 +155,8 @@ def load_tensors_and_metadata(path: str | Path) -> tuple[dict[str, torch.Tensor]
         with safe_open(str(path), framework="pt") as f:
             names = f.keys()  # the handle itself is not iterable
             return {name: f.get_tensor(name) for name in names}, dict(f.metadata() or {})
+    except FileNotFoundError:
+        raise TslrecError(f"{path}: no such file") from None
     except (SafetensorError, OSError) as err:
         raise TslrecError(
             f"{path}: not a readable safetensors file ({err}); "

@@ -279,7 +279,10 @@ def _try_resume(
     if directory is None:
         return None
     state = read_json(directory / "state.json")
-    if state["settings"] != _resume_settings(cfg) or state["samples_digest"] != digest:
+    # a checkpoint from before every setting was recorded is compared on those it has: the
+    # stage-1 directory it sits in is keyed on all of them
+    settings = {k: v for k, v in _resume_settings(cfg).items() if k in state["settings"]}
+    if state["settings"] != settings or state["samples_digest"] != digest:
         raise TslrecError(
             f"{directory}: checkpoint from different fine-tuning settings or samples; "
             "delete it or use another output directory"

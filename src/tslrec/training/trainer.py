@@ -133,12 +133,15 @@ def mean_training_loss(
 ) -> float:
     """The mean batch loss over the training windows, as an epoch's log reports it, but with
     frozen weights and no dropout by default: how well a model fits its training data."""
-    torch.manual_seed(cfg.seed)  # the same batches (and cloze masks) for every model
     was_training = model.training
-    model.train(dropout)
     loader = DataLoader(_training_tensors(model, dataset), batch_size=cfg.batch_size)
-    losses = [float(_batch_loss(model, list(batch), cfg, model)) for batch in loader]
-    model.train(was_training)
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
+        torch.manual_seed(cfg.seed)  # the same dropout and cloze masks for every model
+        try:
+            model.train(dropout)
+            losses = [float(_batch_loss(model, list(batch), cfg, model)) for batch in loader]
+        finally:
+            model.train(was_training)
     return sum(losses) / max(len(losses), 1)
 
 
