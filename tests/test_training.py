@@ -1,5 +1,6 @@
 import json
 
+import polars as pl
 import pytest
 import torch
 from synthetic import cyclic_sequences, tiny_config, write_interactions_csv
@@ -230,3 +231,28 @@ def test_mean_training_loss_is_the_cross_entropy_of_every_training_target(cyclic
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's stream untouched
     assert with_dropout == mean_training_loss(model, ds, cfg.train, dropout=True)  # seeded
     assert with_dropout != pytest.approx(expected)
+
+
+def test_other_cutoffs_rescore_a_finished_run_without_training_it_again(cyclic):
+    from tslrec.evaluation.metrics import metrics_from_ranks
+
+    tmp_path, csv = cyclic
+
+    def run(ks: list[int], epochs: int = 2) -> tuple[dict, list[dict]]:
+        cfg = tiny_config(tmp_path, csv, train={"epochs": epochs}, eval={"ks": ks})
+        record = train_and_evaluate(cfg, load_dataset(cfg), progress=False)
+        return record, json.loads((tmp_path / "run/models/sasrec/history.json").read_text())
+
+    first, history = run([5, 10, 20])
+    rescored, same_history = run([1, 10, 50])
+    assert same_history == history  # timings included: not one epoch trained again
+    cutoffs = {name for name in rescored["test"] if "@" in name}
+    assert cutoffs == {f"{metric}@{k}" for metric in ("HR", "NDCG", "MRR") for k in (1, 10, 50)}
+    assert rescored["test"]["NDCG@10"] == first["test"]["NDCG@10"]
+    ranks = pl.read_parquet(tmp_path / "run/models/sasrec/test_per_user.parquet")["rank"]
+    assert rescored["test"]["HR@1"] == metrics_from_ranks(ranks.to_numpy(), [1])["HR@1"]
+    assert run([1, 10, 50])[0] == rescored  # found as it is now
+    # the run, rescored, still continues when given more epochs instead of starting over
+    longer, longer_history = run([1, 10, 50], epochs=3)
+    assert longer["epochs_run"] == 3 and longer_history[:2] == history
+    assert not list((tmp_path / "run/models").glob("sasrec.replaced-*"))

@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import polars as pl
 from accelerate.utils import set_seed
 
 from tslrec.config import (
@@ -29,6 +30,7 @@ from tslrec.config import (
 from tslrec.data.dataset import SequenceDataset
 from tslrec.data.prepare import prepare_dataset
 from tslrec.evaluation.evaluator import evaluate
+from tslrec.evaluation.metrics import metrics_from_ranks
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.layout import PER_USER, RESULTS
 from tslrec.models import ItemEmbedding, build_model
@@ -105,6 +107,34 @@ def _set_aside(out: Path) -> None:
     log.warning("%s was trained under other settings; kept as %s", out, aside.name)
 
 
+def _at_other_cutoffs(
+    out: Path, record: dict, cfg: Config, dataset: SequenceDataset, meta: dict | None
+) -> dict | None:
+    """A finished run that differs from `cfg` in `eval.ks` alone, scored at the new cut-offs.
+
+    The cut-offs never touch training (early stopping reads NDCG@10, which every `ks` holds),
+    and the saved per-user ranks give the metrics at any cut-off without the model, so asking
+    for other cut-offs costs seconds, not a retraining.
+    """
+    trained_ks = load_config(out / "config.yaml").eval.ks
+    trained = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"ks": trained_ks})})
+    if record.get("settings_key") != settings_key(trained, dataset, meta):
+        return None
+    if not (out / PER_USER).is_file():
+        return None
+    ranks = pl.read_parquet(out / PER_USER).sort("user_idx")["rank"].to_numpy()
+    where = {name: record["test"][name] for name in ("split", "protocol", "mask_seen")}
+    test = {**where, **metrics_from_ranks(ranks, cfg.eval.ks)}
+    record = {**record, "test": test, "settings_key": settings_key(cfg, dataset, meta)}
+    wait_for_everyone()  # every process has read the files it decided on
+    if process_state().is_main_process:  # the record last: it is what marks the run finished
+        write_json(out / "settings.json", settings_key(cfg, dataset, meta, any_budget=True))
+        save_config(cfg, out / "config.yaml")
+        write_json(out / RESULTS, record)
+    wait_for_everyone()
+    return record
+
+
 def train_and_evaluate(
     cfg: Config,
     dataset: SequenceDataset,
@@ -116,9 +146,9 @@ def train_and_evaluate(
 ) -> dict:
     """Train `cfg.model` (optionally on an enhanced item embedding) and return its results record.
 
-    A finished run with the same settings is reused; an interrupted one, or one given more
-    epochs or patience, resumes; a run made under other settings (or a larger budget than now
-    asked) is replaced.
+    A finished run with the same settings is reused (at other `eval.ks` cut-offs it is scored
+    again from its saved ranks); an interrupted one, or one given more epochs or patience,
+    resumes; a run made under other settings (or a larger budget than now asked) is replaced.
     """
     out = run_dir(cfg, tag)
     settings = settings_key(cfg, dataset, meta)
@@ -126,6 +156,8 @@ def train_and_evaluate(
         record = read_json(out / RESULTS)
         if record.get("settings_key") == settings:
             return record
+        if (rescored := _at_other_cutoffs(out, record, cfg, dataset, meta)) is not None:
+            return rescored
     process = process_state()  # under `accelerate launch`, only the main process writes
     wait_for_everyone()  # ... once every process has looked for a finished run
     if process.is_main_process:
