@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tslrec.config import RUNTIME_FIELDS, Config, load_config
+from tslrec.config import Config, load_config
 from tslrec.errors import TslrecError
 from tslrec.evaluation.formatting import cutoffs
 
@@ -119,54 +119,6 @@ def train(
     )
 
 
-def _sections(trained: Config, cfg: Config) -> dict[str, tuple]:
-    """The config sections a trained model depends on, as (trained, now) pairs."""
-    train = [c.train.model_dump(exclude=set(RUNTIME_FIELDS)) for c in (trained, cfg)]
-    return {
-        "data": (trained.data, cfg.data),
-        "model": (trained.model, cfg.model),
-        "train": tuple(train),
-    }
-
-
-def _load_trained(cfg: Config, dataset):
-    """The model `tslrec train` finished for this config; never one still training.
-
-    Evaluation settings may differ from training (that is what `evaluate -s eval...` is for);
-    data, model and training settings must match, up to those that do not change the result.
-    """
-    from tslrec.io import read_json, restore_interrupted
-    from tslrec.layout import RESULTS
-    from tslrec.pipeline.backbone import run_dir, settings_key
-    from tslrec.training.checkpoint import load_model
-
-    out = run_dir(cfg)
-    if not (out / RESULTS).is_file():  # checked first: never touch the files of a running training
-        raise TslrecError(
-            f"{out}: no finished training (none yet, or one still running or interrupted); "
-            "run `tslrec train` with this config first"
-        )
-    restore_interrupted(out / "best")
-    trained, record = load_config(out / "config.yaml"), read_json(out / RESULTS)
-    expected = settings_key(
-        cfg.model_copy(update={"eval": trained.eval}),
-        dataset,
-        None,
-        processes=record.get("processes", 1),  # a launched training serves one process too
-    )
-    if record["settings_key"] != expected:
-        what = next(
-            (f"'{name}' settings" for name, (a, b) in _sections(trained, cfg).items() if a != b),
-            "data",  # the same settings, but the prepared data changed since
-        )
-        raise TslrecError(
-            f"{out} was trained with other {what} than this config; "
-            "run `tslrec train` with it first"
-        )
-    model, _ = load_model(out / "best")
-    return model.eval()
-
-
 @app.command()
 @_friendly_errors
 def evaluate(
@@ -177,13 +129,13 @@ def evaluate(
 ) -> None:
     """Evaluate a trained backbone (full ranking or sampled, seen items masked or not)."""
     from tslrec.evaluation.evaluator import evaluate as run_evaluation
-    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.backbone import load_dataset, load_trained
 
     if split not in ("valid", "test"):
         raise TslrecError(f"--split must be 'valid' or 'test', got '{split}'")
     cfg = _config(config, set_, backbone)
     dataset = load_dataset(cfg)
-    result = run_evaluation(_load_trained(cfg, dataset), dataset, split, cfg.eval)  # type: ignore[arg-type]
+    result = run_evaluation(load_trained(cfg, dataset), dataset, split, cfg.eval)  # type: ignore[arg-type]
     _print_metrics(
         f"{cfg.model.name} on {cfg.data.name}: {split} ({cfg.eval.describe()})", result.metrics
     )
@@ -205,13 +157,13 @@ def recommend(
     import torch
 
     from tslrec.data.dataset import left_pad
-    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.backbone import load_dataset, load_trained
 
     if (user is None) == (items is None):
         raise TslrecError("give exactly one of --user ID or --items ID1,ID2,...")
     cfg = _config(config, set_, backbone)
     dataset = load_dataset(cfg)
-    model = _load_trained(cfg, dataset)
+    model = load_trained(cfg, dataset)
     if user is not None:
         history = dataset.sequences[dataset.user_index(user)]
     else:

@@ -29,11 +29,12 @@ from tslrec.config import (
 )
 from tslrec.data.dataset import SequenceDataset
 from tslrec.data.prepare import prepare_dataset
+from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.evaluation.metrics import metrics_from_ranks
-from tslrec.io import atomic_path, read_json, write_json
+from tslrec.io import atomic_path, read_json, restore_interrupted, write_json
 from tslrec.layout import PER_USER, RESULTS
-from tslrec.models import ItemEmbedding, build_model
+from tslrec.models import ItemEmbedding, SequentialRecommender, build_model
 from tslrec.provenance import git_commit
 from tslrec.training.accelerator import (
     launch_key,
@@ -41,6 +42,7 @@ from tslrec.training.accelerator import (
     process_state,
     wait_for_everyone,
 )
+from tslrec.training.checkpoint import load_model
 from tslrec.training.trainer import epochs_done, fit
 
 log = logging.getLogger(__name__)
@@ -199,3 +201,47 @@ def train_and_evaluate(
         write_json(out / RESULTS, record)
     wait_for_everyone()
     return record
+
+
+def _sections(trained: Config, cfg: Config) -> dict[str, tuple]:
+    """The config sections a trained model depends on, as (trained, now) pairs."""
+    train = [c.train.model_dump(exclude=set(RUNTIME_FIELDS)) for c in (trained, cfg)]
+    return {
+        "data": (trained.data, cfg.data),
+        "model": (trained.model, cfg.model),
+        "train": tuple(train),
+    }
+
+
+def load_trained(cfg: Config, dataset: SequenceDataset) -> SequentialRecommender:
+    """The plain model `tslrec train` finished for this config, in eval mode; never one still
+    training.
+
+    Evaluation settings may differ from training (that is what `evaluate -s eval...` is for);
+    data, model and training settings must match, up to those that do not change the result.
+    """
+    out = run_dir(cfg)
+    if not (out / RESULTS).is_file():  # checked first: never touch the files of a running training
+        raise TslrecError(
+            f"{out}: no finished training (none yet, or one still running or interrupted); "
+            "run `tslrec train` with this config first"
+        )
+    restore_interrupted(out / "best")
+    trained, record = load_config(out / "config.yaml"), read_json(out / RESULTS)
+    expected = settings_key(
+        cfg.model_copy(update={"eval": trained.eval}),
+        dataset,
+        None,
+        processes=record.get("processes", 1),  # a launched training serves one process too
+    )
+    if record["settings_key"] != expected:
+        what = next(
+            (f"'{name}' settings" for name, (a, b) in _sections(trained, cfg).items() if a != b),
+            "data",  # the same settings, but the prepared data changed since
+        )
+        raise TslrecError(
+            f"{out} was trained with other {what} than this config; "
+            "run `tslrec train` with it first"
+        )
+    model, _ = load_model(out / "best")
+    return model.eval()
