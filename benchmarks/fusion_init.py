@@ -35,31 +35,28 @@ from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.formatting import relative_change
 from tslrec.evaluation.significance import paired_test_of_runs
 from tslrec.llm.augment import load_item_embeddings
-from tslrec.models.item_embedding import FusionEmbedding, build_item_embedding, table_fingerprint
+from tslrec.models.item_embedding import (
+    ADAPTER_STARTS,
+    ItemEmbedding,
+    build_item_embedding,
+    table_fingerprint,
+)
 from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
 from tslrec.pipeline.experiment import with_seed
 from tslrec.pipeline.tslrec import stage0, stage1_and_2
 
 BACKBONES = ("sasrec", "gru4rec", "bert4rec")
-STARTS = ("default", "zero", "small")
+STARTS = ADAPTER_STARTS
 DEFAULT_SEEDS = [42, 43, 44]
 # settings that change no trained model, so the pipeline's directories can be shared
 SHAREABLE_SETTINGS = {"output_dir", *(f"train.{name}" for name in RUNTIME_FIELDS)}
 
 
-def fusion(table: torch.Tensor, cfg: Config, start: str) -> FusionEmbedding:
-    """Seeded alike for every start, so the starts differ in the adapter's last layer only."""
-    set_seed(cfg.train.seed)
-    embedding = build_item_embedding("fusion", table, cfg.model.hidden_size, cfg.model.dropout)
-    last = embedding.adapted.adapter[-1]
-    with torch.no_grad():
-        if start == "zero":
-            last.weight.zero_()
-        elif start == "small":
-            last.weight.mul_(0.1)
-        if start != "default":
-            last.bias.zero_()
-    return embedding
+def _fusion(table: torch.Tensor, cfg: Config, start: str) -> ItemEmbedding:
+    set_seed(cfg.train.seed)  # alike for every start: they differ in the adapter's last layer
+    return build_item_embedding(
+        "fusion", table, cfg.model.hidden_size, cfg.model.dropout, adapter_start=start
+    )
 
 
 def compare(
@@ -80,7 +77,7 @@ def compare(
         enhanced = train_and_evaluate(
             cfg,
             dataset,
-            item_embedding=fusion(table, cfg, start),
+            item_embedding=_fusion(table, cfg, start),
             tag=tag,
             meta=meta,
             progress=progress,

@@ -64,3 +64,9 @@ def test_a_seed_subset_keeps_the_files_order_once_and_names_its_tables():
     subset = only_seeds(exp, [44, 43, 44])
     assert subset.seeds == [43, 44] and subset.name == "grid-seeds-43-44"
     assert exp.seeds == [42, 43, 44] and exp.name == "grid"
+
+
+def test_an_adapter_start_needs_fusion(tmp_path):
+    with pytest.raises(ConfigError, match="adapter_start 'zero' applies to mode 'fusion' only"):
+        load_config(None, ["enhance.mode=init", "enhance.adapter_start=zero"])
+    assert load_config(None, ["enhance.adapter_start=zero"]).enhance.adapter_start == "zero"

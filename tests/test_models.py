@@ -66,6 +66,26 @@ def test_enhanced_item_embeddings_train_and_round_trip(tmp_path, mode):
     assert torch.allclose(model.score(seqs), loaded.eval().score(seqs))
 
 
+def test_fusion_starts_differ_only_in_the_adapters_last_layer():
+    from tslrec.models.item_embedding import build_item_embedding
+
+    external = torch.randn(13, 24)
+    built = {}
+    for start in ("default", "zero", "small"):
+        torch.manual_seed(0)
+        built[start] = build_item_embedding("fusion", external, 8, adapter_start=start)
+    default, zero, small = (built[s] for s in ("default", "zero", "small"))
+    # a zero start is the plain id embedding: the model begins as the plain one
+    assert torch.equal(zero.table(), zero.ids.table())
+    last = [e.adapted.adapter[-1] for e in (default, small)]
+    assert torch.allclose(last[1].weight, 0.1 * last[0].weight) and not last[1].bias.any()
+    for name, value in default.state_dict().items():  # the same random draws otherwise
+        if not name.startswith("adapted.adapter.3."):
+            assert torch.equal(value, zero.state_dict()[name]), name
+    with pytest.raises(ValueError, match="unknown adapter start 'tiny'"):
+        build_item_embedding("fusion", external, 8, adapter_start="tiny")
+
+
 def test_pca_init_keeps_the_standardised_geometry_at_init_scale():
     from tslrec.models.item_embedding import _standardise, pca_matrix
 

@@ -40,6 +40,15 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config)
     assert patient["wall_seconds_this_run"]["stage1_2_llm"] < 1.0
     assert metrics(patient) == metrics(results)
 
+    # a fusion adapter's other start is a model of its own, beside the others, on the same stages
+    zero_cfg = pipeline_config(enhance={"mode": "fusion", "adapter_start": "zero"})
+    zero = run_tslrec(zero_cfg, progress=False)
+    assert zero["wall_seconds_this_run"]["stage1_2_llm"] < 1.0
+    assert [r["plain"] for r in zero["rows"]] == [r["plain"] for r in results["rows"]]
+    own = cfg.output_dir / "models" / f"sasrec-tslrec-fusion-zero-{results['stages']['stage2_key']}"
+    assert (own / "results.json").is_file()
+    assert "| sasrec | TSLRec (fusion-zero) |" in results_markdown(zero)
+
 
 @pytest.mark.parametrize("level", ["user", "instance"])
 def test_llm_stages_see_only_training_prefixes(pipeline_config, monkeypatch, level):

@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tslrec.errors import ConfigError
 
@@ -150,9 +157,18 @@ class AugmentConfig(StrictModel):
 
 class EnhanceConfig(StrictModel):
     mode: Literal["init", "adapter", "fusion"] = "fusion"  # measured on ML-100K: README
+    # the fusion adapter's last layer at the start: PyTorch's init, zeros (the model starts as
+    # the plain one) or a tenth of PyTorch's init; see models.item_embedding.FusionEmbedding
+    adapter_start: Literal["default", "zero", "small"] = "default"
     backbones: list[Literal["sasrec", "gru4rec", "bert4rec"]] = Field(
         default_factory=lambda: ["sasrec", "gru4rec", "bert4rec"]
     )
+
+    @model_validator(mode="after")
+    def _start_needs_fusion(self) -> EnhanceConfig:
+        if self.adapter_start != "default" and self.mode != "fusion":
+            raise ValueError(f"adapter_start '{self.adapter_start}' applies to mode 'fusion' only")
+        return self
 
 
 class Config(StrictModel):

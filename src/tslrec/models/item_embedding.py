@@ -84,14 +84,35 @@ class AdapterEmbedding(ItemEmbedding):
         return zero_padding_row(self.adapter(self.external))
 
 
-class FusionEmbedding(ItemEmbedding):
-    """The adapted external table plus a fresh trainable id embedding."""
+ADAPTER_STARTS = ("default", "zero", "small")
 
-    def __init__(self, external: torch.Tensor, hidden_size: int, dropout: float = 0.0) -> None:
+
+class FusionEmbedding(ItemEmbedding):
+    """The adapted external table plus a fresh trainable id embedding.
+
+    At PyTorch's `default` initialisation the adapter's output is about ten times the id
+    embedding's scale, so a fused model starts far from a plain one. `zero` zeroes the
+    adapter's last layer (the model starts as the plain one and the gradient decides how much
+    of the LLM to use); `small` scales its weights by 0.1 and zeroes its bias.
+    """
+
+    def __init__(
+        self, external: torch.Tensor, hidden_size: int, dropout: float = 0.0, start: str = "default"
+    ) -> None:
         super().__init__()
+        if start not in ADAPTER_STARTS:
+            raise ValueError(f"unknown adapter start '{start}': expected one of {ADAPTER_STARTS}")
         self.num_items, self.hidden_size = external.size(0) - 1, hidden_size
         self.adapted = AdapterEmbedding(external, hidden_size, dropout)
         self.ids = IdEmbedding(self.num_items, hidden_size)
+        last = self.adapted.adapter[-1]
+        with torch.no_grad():  # draws no random numbers: every start shares the same stream
+            if start == "zero":
+                last.weight.zero_()
+            elif start == "small":
+                last.weight.mul_(0.1)
+            if start != "default":
+                last.bias.zero_()
 
     def table(self) -> torch.Tensor:
         return self.adapted.table() + self.ids.table()
@@ -123,11 +144,16 @@ def pca_matrix(
 
 
 def build_item_embedding(
-    mode: str, external: torch.Tensor, hidden_size: int, dropout: float = 0.0
+    mode: str,
+    external: torch.Tensor,
+    hidden_size: int,
+    dropout: float = 0.0,
+    adapter_start: str = "default",
 ) -> ItemEmbedding:
     """`init`, `adapter` or `fusion`: the three ways an enhanced table enters a backbone.
 
     `id` builds a plain embedding of the table's size (used when rebuilding from a checkpoint).
+    `adapter_start` is the fusion adapter's starting scale (see `FusionEmbedding`).
     """
     if mode == "id":
         return IdEmbedding(external.size(0) - 1, hidden_size)
@@ -137,7 +163,7 @@ def build_item_embedding(
     elif mode == "adapter":
         embedding = AdapterEmbedding(external, hidden_size, dropout)
     elif mode == "fusion":
-        embedding = FusionEmbedding(external, hidden_size, dropout)
+        embedding = FusionEmbedding(external, hidden_size, dropout, adapter_start)
     else:
         raise ValueError(f"unknown enhancement mode '{mode}': expected init, adapter or fusion")
     embedding.source = table_fingerprint(external)

@@ -174,11 +174,16 @@ def downstream(
         start = time.perf_counter()
         plain = train_and_evaluate(backbone_cfg, dataset, progress=progress)
         plain_seconds = time.perf_counter() - start
-        mode = cfg.enhance.mode
+        mode, adapter_start = cfg.enhance.mode, cfg.enhance.adapter_start
+        spec = {"mode": mode, "external_dim": table.size(1)}
+        if adapter_start != "default":  # runs made before the option keep their names and keys
+            mode, spec = f"{mode}-{adapter_start}", {**spec, "adapter_start": adapter_start}
         tag = f"{name}-tslrec-{mode}-{key2}"
         set_seed(cfg.train.seed)
-        embedding = build_item_embedding(mode, table, cfg.model.hidden_size, cfg.model.dropout)
-        meta = {"item_embedding": {"mode": mode, "external_dim": table.size(1)}, "stage2": key2}
+        embedding = build_item_embedding(
+            cfg.enhance.mode, table, cfg.model.hidden_size, cfg.model.dropout, adapter_start
+        )
+        meta = {"item_embedding": spec, "stage2": key2}
         start = time.perf_counter()
         enhanced = train_and_evaluate(
             backbone_cfg, dataset, item_embedding=embedding, tag=tag, meta=meta, progress=progress
