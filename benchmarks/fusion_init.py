@@ -35,6 +35,7 @@ from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.formatting import relative_change
 from tslrec.evaluation.significance import paired_test_of_runs
 from tslrec.llm.augment import load_item_embeddings
+from tslrec.models import BACKBONES as MODELS
 from tslrec.models.item_embedding import (
     ADAPTER_STARTS,
     ItemEmbedding,
@@ -45,8 +46,7 @@ from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
 from tslrec.pipeline.experiment import with_seed
 from tslrec.pipeline.tslrec import stage0, stage1_and_2
 
-BACKBONES = ("sasrec", "gru4rec", "bert4rec")
-STARTS = ADAPTER_STARTS
+BACKBONES, STARTS = list(MODELS), list(ADAPTER_STARTS)  # every backbone and adapter start
 DEFAULT_SEEDS = [42, 43, 44]
 # settings that change no trained model, so the pipeline's directories can be shared
 SHAREABLE_SETTINGS = {"output_dir", *(f"train.{name}" for name in RUNTIME_FIELDS)}
@@ -106,8 +106,8 @@ def main() -> None:
         __doc__,
         (("--seeds",), {"nargs": "+", "type": int, "default": DEFAULT_SEEDS}),
         (("--table",), {"type": Path, "help": "a stage-2 item table (.safetensors)"}),
-        (("--backbones",), {"nargs": "+", "choices": BACKBONES, "default": list(BACKBONES)}),
-        (("--starts",), {"nargs": "+", "choices": STARTS, "default": list(STARTS)}),
+        (("--backbones",), {"nargs": "+", "choices": BACKBONES, "default": BACKBONES}),
+        (("--starts",), {"nargs": "+", "choices": STARTS, "default": STARTS}),
         (("--progress",), {"action": "store_true", "help": "a bar per training (long runs)"}),
     )
     base = load_config(args.config, args.set)
@@ -143,8 +143,8 @@ def main() -> None:
     }
     seeds = [] if args.seeds == DEFAULT_SEEDS else ["seeds-" + "-".join(map(str, args.seeds))]
     subset = [
-        *([] if args.backbones == list(BACKBONES) else args.backbones),
-        *([] if args.starts == list(STARTS) else args.starts),
+        *([] if args.backbones == BACKBONES else args.backbones),
+        *([] if args.starts == STARTS else args.starts),
     ]
     name = result_name("fusion-init", base.data.name, *args.set, *seeds, *subset)
     publish(args.out / f"{name}.json", figures, args.note)
