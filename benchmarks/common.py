@@ -31,10 +31,24 @@ def arguments(doc: str | None, *extra: tuple[tuple[str, ...], dict]) -> argparse
     return parser.parse_args()
 
 
+def _cpu_model() -> str:
+    """The processor's model name: two x86_64 machines (one with AMX, one without) differ
+    twofold in bfloat16 speed and draw other floating-point results."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    names = [line.partition(":")[2].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor()
+
+
 def machine() -> str:
     """The processor and thread count, and the GPU where one is visible (the backbones and the
-    LLM then run on it): which machine a timing or a random stream belongs to."""
-    cpu = f"{platform.machine()}, {torch.get_num_threads()} threads"
+    LLM then run on it): which machine a timing or a random stream belongs to. Files written
+    before the model name was recorded say only "x86_64, 2 threads"."""
+    model = _cpu_model()
+    arch = f"{platform.machine()} {model}" if model else platform.machine()
+    cpu = f"{arch}, {torch.get_num_threads()} threads"
     return f"{cpu}, {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu
 
 

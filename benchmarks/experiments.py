@@ -13,7 +13,8 @@ change, paired tests over users), the cost of the LLM stages of each cell, and e
 from __future__ import annotations
 
 import polars as pl
-from common import arguments, publish
+import torch
+from common import arguments, machine, publish
 
 from tslrec.config import load_config, load_experiment, only_seeds
 from tslrec.pipeline.experiment import run_experiment
@@ -43,6 +44,8 @@ def main() -> None:
         "summary": summary.to_dicts(),
         "stages": cells.select("dataset", "grid_value", *STAGE_COSTS).to_dicts(),
         "git_commit": runs["git_commit"][0],
+        "machine": machine(),
+        "torch": torch.__version__,
         "runs": runs.drop("settings").to_dicts(),
     }
     publish(args.out / f"experiment-{name}.json", figures, args.note)

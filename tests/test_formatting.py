@@ -1,5 +1,7 @@
+import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 from tslrec.evaluation.formatting import (
     cutoffs,
@@ -35,16 +37,41 @@ def test_the_cli_and_the_results_page_start_without_torch():
 
 
 def test_a_summary_row_reads_as_the_numbers_it_holds():
-    row = {"dataset": "d", "grid_key": "categories.k", "grid_value": "16", "backbone": "sasrec"}
-    row |= {"seeds": 2, "paired_ttest_p": 0.0123, "paired_wilcoxon_p": 0.5}
-    for metric, plain, enhanced in (("NDCG@10", 0.1, 0.11), ("HR@10", 0.2, 0.19)):
-        row |= {f"plain_{metric}_mean": plain, f"plain_{metric}_std": 0.01}
-        row |= {f"enhanced_{metric}_mean": enhanced, f"enhanced_{metric}_std": 0.02}
-        row[f"change_{metric}_%"] = (enhanced / plain - 1) * 100
-    header, rule, line = summary_table([row]).splitlines()
+    header, rule, line = summary_table([_summary_row()]).splitlines()
     assert header.startswith("| dataset | categories.k | backbone | seeds | plain NDCG@10 |")
     assert rule == "|---|---|---|" + "---:|" * 9
     assert line == (
         "| d | 16 | sasrec | 2 | 0.1000 ± 0.0100 | 0.1100 ± 0.0200 | +10.0% "
         "| 0.2000 ± 0.0100 | 0.1900 ± 0.0200 | -5.0% | 0.0123 | 0.5 |"
     )
+
+
+def test_an_experiment_from_another_machine_says_which_on_the_results_page():
+    """Figures from a CPU without AMX differ in speed and in their random streams."""
+    spec = importlib.util.spec_from_file_location(
+        "results_page", Path(__file__).parents[1] / "benchmarks" / "results_page.py"
+    )
+    page = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(page)
+    experiment = {"experiment": "e", "llm": "m", "mode": "fusion", "seeds": [42], "grid": None}
+    experiment |= {"summary": [_summary_row()], "stages": []}
+    reference = "x86_64, 2 threads"
+
+    def heading(figures: dict) -> str:
+        return page._experiment(figures, reference)[0]
+
+    assert heading(experiment) == "## TSLRec vs plain: experiment e (m, fusion, seeds [42])"
+    assert heading(experiment | {"machine": reference}) == heading(experiment)
+    assert heading(experiment | {"machine": "x86_64 AMD EPYC, 2 threads"}) == (
+        "## TSLRec vs plain: experiment e (m, fusion, seeds [42]) (on x86_64 AMD EPYC, 2 threads)"
+    )
+
+
+def _summary_row() -> dict:
+    row = {"dataset": "d", "grid_key": "categories.k", "grid_value": "16", "backbone": "sasrec"}
+    row |= {"seeds": 2, "paired_ttest_p": 0.0123, "paired_wilcoxon_p": 0.5}
+    for metric, plain, enhanced in (("NDCG@10", 0.1, 0.11), ("HR@10", 0.2, 0.19)):
+        row |= {f"plain_{metric}_mean": plain, f"plain_{metric}_std": 0.01}
+        row |= {f"enhanced_{metric}_mean": enhanced, f"enhanced_{metric}_std": 0.02}
+        row[f"change_{metric}_%"] = (enhanced / plain - 1) * 100
+    return row
