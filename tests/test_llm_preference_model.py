@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -107,3 +108,10 @@ def test_lora_layers_puts_adapters_on_the_last_layers_only(tiny_lm) -> None:
         n.split(".layers.")[1].split(".")[0] for n, _ in model.named_parameters() if "lora_A" in n
     }
     assert adapted == {str(llm.config.num_hidden_layers - 1)}
+
+
+def test_wrapping_the_llm_prints_no_deprecation_warning_from_peft(tiny_lm_factory) -> None:
+    """peft asks transformers 5 for a deprecated attribute: noise in every user's log."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        _model(tiny_lm_factory())

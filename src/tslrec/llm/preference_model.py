@@ -11,6 +11,7 @@ the rest of a small model and its output is unused.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Literal
 
@@ -134,7 +135,11 @@ class PreferenceModel(nn.Module):
             layers_to_transform=None if token_ids else last_layers(llm, cfg.lora_layers),
         )
         try:
-            self.llm: PeftModel = get_peft_model(llm, lora)
+            with warnings.catch_warnings():
+                # peft asks for `is_gradient_checkpointing`, which transformers 5 deprecates: a
+                # warning per model that the user can do nothing about
+                warnings.filterwarnings("ignore", ".*is_gradient_checkpointing", FutureWarning)
+                self.llm: PeftModel = get_peft_model(llm, lora)
         except ValueError as err:
             raise TslrecError(f"sft.target_modules {cfg.target_modules}: {err}") from None
         self.hidden_size = int(llm.config.hidden_size)
