@@ -3,7 +3,8 @@
     python benchmarks/experiments.py --config configs/experiments/ml-100k-seeds.yaml
 
 `--seeds` publishes a subset of the file's seeds (an experiment still under way); its tables go
-to runs/experiments/<name>-seeds-<seeds>/, leaving the full experiment's own.
+to runs/experiments/<name>-seeds-<seeds>/, leaving the full experiment's own. `--name` publishes
+under another name, keeping the file of the same grid measured on another machine.
 
 Runs the experiment (every finished training comes from the pipeline's caches) and writes
 benchmarks/results/experiment-<name>.json: the summary rows (mean and std over seeds, relative
@@ -26,9 +27,10 @@ def main() -> None:
     args = arguments(
         __doc__,
         (("--seeds",), {"nargs": "+", "type": int, "help": "only these of the file's seeds"}),
+        (("--name",), {"help": "publish as experiment-NAME.json (default: the experiment's)"}),
     )
     exp = load_experiment(args.config, args.set)
-    name = exp.name
+    name = args.name or exp.name
     if args.seeds:
         exp = only_seeds(exp, args.seeds)
     runs = run_experiment(exp)
