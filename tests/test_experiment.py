@@ -1,6 +1,8 @@
 """`tslrec experiment`: a grid over K and seeds on the tiny pipeline, into one tidy table."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -135,3 +137,17 @@ def test_the_commit_is_dirty_for_changed_code_not_for_changed_figures(tmp_path, 
     assert not git_commit().endswith("-dirty")
     (tmp_path / "code.py").write_text("2")
     assert git_commit().endswith("-dirty")
+
+
+def test_two_configs_of_one_dataset_are_refused_before_anything_trains(experiment_file):
+    """The summary groups by dataset: two configs of ML-100K would pool into one mean."""
+    path, cfg = experiment_file
+    spec = yaml.safe_load(path.read_text())
+    twin = path.parent / "twin.yaml"
+    twin.write_text(Path(spec["configs"][0]).read_text())
+    spec["configs"].append(str(twin))
+    path.write_text(yaml.safe_dump(spec))
+    message = f"tiny.yaml and {twin} are both dataset '{cfg.data.name}'"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        run_experiment(load_experiment(path))
+    assert not (cfg.output_dir / "models").exists()

@@ -143,8 +143,9 @@ class SFTConfig(StrictModel):
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
     # LoRA on the last n decoder layers only (None = all): the backward pass then stops there,
-    # which is what makes CPU fine-tuning affordable. Ignored for id_token prompts, whose item
-    # rows sit at the input and need gradients through every layer.
+    # which is what makes CPU fine-tuning affordable. Ignored for id_token prompts: their item
+    # rows sit at the input, so the backward pass runs through every layer anyway, and the
+    # adapters go on every layer too (an id_token run differs in adapter depth as well).
     lora_layers: int | None = Field(None, ge=1)
     max_samples: int | None = None
     seed: int = 0
