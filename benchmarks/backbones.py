@@ -34,7 +34,7 @@ def main() -> None:
     if args.run and len(args.backbone) > 1:
         raise SystemExit("--run names one model directory: give one --backbone")
     for backbone in args.backbone:
-        cfg = load_config(args.config, [*args.set, f"model.name={backbone}"])
+        cfg = load_config(args.config, args.set).for_backbone(backbone)
         dataset = load_dataset(cfg)
         tag = args.run or f"bench-{backbone}"
         if not (args.resume or args.run):

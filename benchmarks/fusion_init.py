@@ -122,7 +122,7 @@ def main() -> None:
         args.set = [*args.set, f"output_dir={own}"]
     for seed in args.seeds:
         for backbone in args.backbones:
-            cfg = with_seed(load_config(args.config, [*args.set, f"model.name={backbone}"]), seed)
+            cfg = with_seed(load_config(args.config, args.set).for_backbone(backbone), seed)
             rows.extend(compare(cfg, dataset, table, args.starts, args.progress))
     means = {
         f"{backbone}/{start}": float(

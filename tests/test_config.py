@@ -70,3 +70,27 @@ def test_an_adapter_start_needs_fusion(tmp_path):
     with pytest.raises(ConfigError, match="adapter_start 'zero' applies to mode 'fusion' only"):
         load_config(None, ["enhance.mode=init", "enhance.adapter_start=zero"])
     assert load_config(None, ["enhance.adapter_start=zero"]).enhance.adapter_start == "zero"
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("per_backbone.gru4rec.train.lr=-1", r"'per_backbone.gru4rec.train'.*lr: Input should be"),
+        ("per_backbone.gru4rec.train.learning_rate=1", r"learning_rate: not a setting"),
+        ("per_backbone.gru4rec.train.seed=1", r"seed: set by the run"),
+        ("per_backbone.gru4rec.model.name=sasrec", r"name: set by the run"),
+        ("per_backbone.gru5rec.train.lr=1", r"'per_backbone.gru5rec.\[key\]'"),
+    ],
+)
+def test_a_bad_per_backbone_setting_is_named(override, named):
+    with pytest.raises(ConfigError, match=named):
+        load_config(None, [override])
+
+
+def test_per_backbone_settings_reach_only_their_backbone_and_apply_once():
+    cfg = load_config(None, ["train.lr=0.002", "per_backbone.gru4rec.train.lr=0.005"])
+    gru4rec = cfg.for_backbone("gru4rec")
+    assert (gru4rec.model.name, gru4rec.train.lr) == ("gru4rec", 0.005)
+    assert gru4rec.for_backbone("gru4rec") == gru4rec  # resolved: nothing left to apply
+    assert cfg.for_backbone("sasrec").train.lr == cfg.for_backbone("bert4rec").train.lr == 0.002
+    assert cfg.for_backbone("sasrec").train == cfg.train  # untouched backbones: the same keys

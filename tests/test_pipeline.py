@@ -1,9 +1,11 @@
 """The whole TSLRec pipeline on small data and a tiny random Llama saved as a local HF directory."""
 
 import json
+from pathlib import Path
 
 import pytest
 
+from tslrec.config import load_config
 from tslrec.pipeline.tslrec import results_markdown, run_tslrec
 
 
@@ -48,6 +50,15 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config)
     own = cfg.output_dir / "models" / f"sasrec-tslrec-fusion-zero-{results['stages']['stage2_key']}"
     assert (own / "results.json").is_file()
     assert "| sasrec | TSLRec (fusion-zero) |" in results_markdown(zero)
+
+    # settings of one backbone retrain its plain and enhanced models, and nothing else
+    tuned = run_tslrec(pipeline_config(per_backbone={"gru4rec": {"train": {"lr": 0.03}}}), False)
+    assert tuned["stage0"] == results["stage0"]
+    assert tuned["wall_seconds_this_run"]["stage1_2_llm"] < 1.0
+    assert metrics(tuned)[0] == metrics(results)[0]  # SASRec's two models, from their caches
+    gru4rec = [Path(tuned["rows"][1][f"{variant}_dir"]) for variant in ("plain", "enhanced")]
+    assert [load_config(d / "config.yaml").train.lr for d in gru4rec] == [0.03, 0.03]
+    assert load_config(cfg.output_dir / "models" / "sasrec" / "config.yaml").train.lr == 0.01
 
 
 @pytest.mark.parametrize("level", ["user", "instance"])

@@ -53,13 +53,12 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _config(
-    config: Path | None, overrides: list[str] | None, backbone: str | None = None
+def _backbone_config(
+    config: Path | None, overrides: list[str] | None, backbone: str | None
 ) -> Config:
-    cfg = load_config(
-        config, list(overrides or []) + ([f"model.name={backbone}"] if backbone else [])
-    )
-    return cfg
+    """The config one backbone trains under (the config's own model when none is named)."""
+    cfg = load_config(config, overrides)
+    return cfg.for_backbone(backbone or cfg.model.name)
 
 
 def _print_metrics(title: str, metrics: dict[str, float]) -> None:
@@ -79,7 +78,7 @@ def data_prepare(config: ConfigOption = None, set_: SetOption = None) -> None:
     """Read, filter, id-map and split the dataset; save it as Parquet + a JSON manifest."""
     from tslrec.pipeline.backbone import dataset_dir, load_dataset
 
-    cfg = _config(config, set_)
+    cfg = load_config(config, set_)
     dataset = load_dataset(cfg)
     console.print(f"prepared [bold]{cfg.data.name}[/] in {dataset_dir(cfg)}")
     console.print_json(json.dumps(dataset.stats()))
@@ -91,7 +90,7 @@ def data_stats(config: ConfigOption = None, set_: SetOption = None) -> None:
     """Users, items, interactions, density and the sequence-length distribution."""
     from tslrec.pipeline.backbone import load_dataset
 
-    dataset = load_dataset(_config(config, set_))
+    dataset = load_dataset(load_config(config, set_))
     table = Table(title=dataset.manifest["source"])
     table.add_column("statistic")
     table.add_column("value", justify="right")
@@ -108,7 +107,7 @@ def train(
     """Train a backbone with early stopping, then evaluate it on the test split."""
     from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
 
-    cfg = _config(config, set_, backbone)
+    cfg = _backbone_config(config, set_, backbone)
     record = train_and_evaluate(cfg, load_dataset(cfg))
     _print_metrics(
         f"{cfg.model.name} on {cfg.data.name}: test ({cfg.eval.describe()})", record["test"]
@@ -133,7 +132,7 @@ def evaluate(
 
     if split not in ("valid", "test"):
         raise TslrecError(f"--split must be 'valid' or 'test', got '{split}'")
-    cfg = _config(config, set_, backbone)
+    cfg = _backbone_config(config, set_, backbone)
     dataset = load_dataset(cfg)
     result = run_evaluation(load_trained(cfg, dataset), dataset, split, cfg.eval)  # type: ignore[arg-type]
     _print_metrics(
@@ -161,7 +160,7 @@ def recommend(
 
     if (user is None) == (items is None):
         raise TslrecError("give exactly one of --user ID or --items ID1,ID2,...")
-    cfg = _config(config, set_, backbone)
+    cfg = _backbone_config(config, set_, backbone)
     dataset = load_dataset(cfg)
     model = load_trained(cfg, dataset)
     if user is not None:
@@ -190,7 +189,7 @@ def run(config: ConfigOption = None, set_: SetOption = None) -> None:
 
     from tslrec.pipeline.tslrec import results_markdown, run_tslrec
 
-    cfg = _config(config, set_)
+    cfg = load_config(config, set_)
     results = run_tslrec(cfg)
     console.print(Markdown(results_markdown(results)))
     console.print(f"results in {cfg.output_dir / 'results.json'} and results.md")

@@ -26,6 +26,9 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
 
+BackboneName = Literal["sasrec", "gru4rec", "bert4rec"]
+
+
 class ColumnMapping(StrictModel):
     """Which columns of a user's interaction table hold what."""
 
@@ -58,7 +61,7 @@ class DataConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    name: Literal["sasrec", "gru4rec", "bert4rec"] = "sasrec"
+    name: BackboneName = "sasrec"
     hidden_size: int = Field(64, ge=1)
     num_layers: int = Field(2, ge=1)
     num_heads: int = Field(1, ge=1)
@@ -161,15 +164,46 @@ class EnhanceConfig(StrictModel):
     # the fusion adapter's last layer at the start: PyTorch's init, zeros (the model starts as
     # the plain one) or a tenth of PyTorch's init; see models.item_embedding.FusionEmbedding
     adapter_start: Literal["default", "zero", "small"] = "default"
-    backbones: list[Literal["sasrec", "gru4rec", "bert4rec"]] = Field(
-        default_factory=lambda: ["sasrec", "gru4rec", "bert4rec"]
-    )
+    backbones: list[BackboneName] = Field(default_factory=lambda: ["sasrec", "gru4rec", "bert4rec"])
 
     @model_validator(mode="after")
     def _start_needs_fusion(self) -> EnhanceConfig:
         if self.adapter_start != "default" and self.mode != "fusion":
             raise ValueError(f"adapter_start '{self.adapter_start}' applies to mode 'fusion' only")
         return self
+
+
+class BackboneSettings(StrictModel):
+    """Where one backbone departs from the shared `model` and `train` sections, e.g. a GRU4Rec
+    that wants a larger learning rate; its plain and enhanced runs both take them, so the
+    comparison stays at equal settings."""
+
+    model: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _model_settings(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return _valid_settings(ModelConfig(), values, set_by_run="name")
+
+    @field_validator("train")
+    @classmethod
+    def _train_settings(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return _valid_settings(TrainConfig(), values, set_by_run="seed")
+
+
+def _valid_settings(section: StrictModel, values: dict[str, Any], set_by_run: str) -> dict:
+    """Each key a field of `section` and each value one it accepts, checked one by one."""
+    for key, value in values.items():
+        if key == set_by_run:
+            raise ValueError(f"{key}: set by the run, not per backbone")
+        if key not in type(section).model_fields:
+            raise ValueError(f"{key}: not a setting of this section")
+        try:
+            setattr(section, key, value)  # validate_assignment checks the value
+        except ValidationError as err:
+            raise ValueError(f"{key}: {err.errors()[0]['msg']}") from None
+    return values
 
 
 class Config(StrictModel):
@@ -186,6 +220,16 @@ class Config(StrictModel):
     sft: SFTConfig = Field(default_factory=SFTConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     enhance: EnhanceConfig = Field(default_factory=EnhanceConfig)
+    per_backbone: dict[BackboneName, BackboneSettings] = Field(default_factory=dict)
+
+    def for_backbone(self, name: str) -> Config:
+        """The config one backbone trains under: its name, and its `per_backbone` settings over
+        the shared ones. The result has none left to apply, so resolving it again changes
+        nothing."""
+        extra = self.per_backbone.get(name, BackboneSettings())
+        model = ModelConfig.model_validate({**self.model.model_dump(), **extra.model, "name": name})
+        train = TrainConfig.model_validate({**self.train.model_dump(), **extra.train})
+        return self.model_copy(update={"model": model, "train": train, "per_backbone": {}})
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
@@ -273,7 +317,7 @@ class ExperimentConfig(StrictModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     configs: list[Path] = Field(min_length=1)
-    backbones: list[Literal["sasrec", "gru4rec", "bert4rec"]] | None = None
+    backbones: list[BackboneName] | None = None
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     grid: GridConfig | None = None
     overrides: list[str] = Field(default_factory=list)

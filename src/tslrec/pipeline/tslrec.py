@@ -43,13 +43,9 @@ from tslrec.training.accelerator import (
 from tslrec.training.checkpoint import load_model
 
 
-def _with_backbone(cfg: Config, name: str) -> Config:
-    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"name": name})})
-
-
 def stage0(cfg: Config, dataset: SequenceDataset, progress: bool) -> tuple[dict, torch.Tensor]:
     """Train (or reuse) the plain SASRec; its item table is what k-means clusters."""
-    sasrec = _with_backbone(cfg, STAGE0_BACKBONE)
+    sasrec = cfg.for_backbone(STAGE0_BACKBONE)
     record = train_and_evaluate(sasrec, dataset, progress=progress)
     model, _ = load_model(run_dir(sasrec) / "best")
     return record, model.item_embeddings()
@@ -170,7 +166,7 @@ def downstream(
     table, _ = load_item_embeddings(table_path)
     rows = []
     for name in cfg.enhance.backbones:
-        backbone_cfg = _with_backbone(cfg, name)
+        backbone_cfg = cfg.for_backbone(name)
         start = time.perf_counter()
         plain = train_and_evaluate(backbone_cfg, dataset, progress=progress)
         plain_seconds = time.perf_counter() - start
