@@ -48,7 +48,8 @@ def machine() -> str:
     before the model name was recorded say only "x86_64, 2 threads"."""
     model = _cpu_model()
     arch = f"{platform.machine()} {model}" if model else platform.machine()
-    cpu = f"{arch}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    cpu = f"{arch}, {threads} thread{'' if threads == 1 else 's'}"
     return f"{cpu}, {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu
 
 
