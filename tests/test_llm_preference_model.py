@@ -12,6 +12,7 @@ from tslrec.config import PromptConfig, SFTConfig
 from tslrec.errors import TslrecError
 from tslrec.llm.preference_model import (
     PreferenceModel,
+    grow_embeddings,
     last_token_pool,
     mean_pool,
     position_ids_from_mask,
@@ -115,3 +116,23 @@ def test_wrapping_the_llm_prints_no_deprecation_warning_from_peft(tiny_lm_factor
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         _model(tiny_lm_factory())
+
+
+def test_item_rows_are_drawn_alike_where_the_vocabulary_is_padded(tiny_lm_factory) -> None:
+    """Padded matrices (Qwen's) already have rows for the new ids, left over from training: they
+    get the same seeded rows as a matrix grown to fit, not what was there."""
+    rows = {}
+    for padding in (0, 16):
+        llm, tok = tiny_lm_factory()
+        llm.resize_token_embeddings(len(tok) + padding, mean_resizing=False)
+        with torch.no_grad():
+            llm.get_input_embeddings().weight[len(tok) :] = 1e3
+        builder = PromptBuilder(tok, PromptConfig(rendering="id_token", max_tokens=64), 10)
+        ids = builder.item_token_ids[1:]
+        grow_embeddings(llm, builder.vocab_size, ids)
+        weight = llm.get_input_embeddings().weight
+        assert weight.shape[0] == len(tok) + max(0, padding - 10)
+        rows[padding] = weight[ids].clone()
+        assert weight[: ids[0]].abs().max() < 1e3  # the pretrained rows are untouched
+    assert rows[0].abs().max() < 10 and rows[0].std(dim=0).min() > 0
+    torch.testing.assert_close(rows[16], rows[0])

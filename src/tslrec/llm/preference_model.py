@@ -60,24 +60,26 @@ def preference_loss(g_hat: torch.Tensor, target: torch.Tensor, loss: str) -> tor
     raise TslrecError(f"sft.loss '{loss}': expected 'mse' or 'kl'")
 
 
-def grow_embeddings(llm: PreTrainedModel, vocab_size: int) -> None:
-    """Give the LLM embedding rows for tokens added to the tokenizer (e.g. item tokens).
+def grow_embeddings(llm: PreTrainedModel, vocab_size: int, new_token_ids: Sequence[int]) -> None:
+    """Give tokens added to the tokenizer (e.g. item tokens) embedding rows of their own.
 
-    New rows are drawn around the mean/std of the existing rows with a fixed seed, so they look
-    like ordinary tokens, differ from each other, and are identical in every process.
+    Their rows are drawn around the mean/std of the rows before them with a fixed seed, so they
+    look like ordinary tokens, differ from each other, and are identical in every process. That
+    holds too where the matrix already has rows for them: vocabularies padded to a round size
+    (Qwen's, for one) keep unused rows past the tokenizer, holding whatever training left there.
     """
-    embeddings = llm.get_input_embeddings()
-    old = embeddings.weight.shape[0]
-    if vocab_size <= old:
+    if llm.get_input_embeddings().weight.shape[0] < vocab_size:
+        llm.resize_token_embeddings(vocab_size, mean_resizing=False)
+    new = sorted(new_token_ids)
+    if not new:
         return
-    llm.resize_token_embeddings(vocab_size, mean_resizing=False)
     weight = llm.get_input_embeddings().weight
     with torch.no_grad():
-        base = weight[:old].float()
+        base = weight[: new[0]].float()
         gen = torch.Generator().manual_seed(NEW_TOKEN_INIT_SEED)
-        noise = torch.randn(vocab_size - old, weight.shape[1], generator=gen)
+        noise = torch.randn(len(new), weight.shape[1], generator=gen)
         rows = base.mean(dim=0) + base.std(dim=0) * noise
-        weight[old:] = rows.to(weight.dtype).to(weight.device)
+        weight[torch.tensor(new, device=weight.device)] = rows.to(weight.dtype).to(weight.device)
 
 
 def last_layers(llm: PreTrainedModel, count: int | None) -> list[int] | None:
@@ -117,9 +119,9 @@ class PreferenceModel(nn.Module):
         ``vocab_size``: grow the embedding matrix to this size first (pass ``builder.vocab_size``).
         """
         super().__init__()
-        if vocab_size is not None:
-            grow_embeddings(llm, vocab_size)
         token_ids = sorted({int(t) for t in (trainable_token_ids or []) if int(t) >= 0})
+        if vocab_size is not None:
+            grow_embeddings(llm, vocab_size, token_ids)
         rows = llm.get_input_embeddings().weight.shape[0]
         if token_ids and token_ids[-1] >= rows:
             raise TslrecError(
