@@ -74,11 +74,17 @@ def test_experiment_runs_every_cell_once_and_writes_a_tidy_table(experiment_file
 def test_experiment_command_reuses_every_cached_run(experiment_file):
     path, _ = experiment_file
     first = run_experiment(load_experiment(path))
+    # a row names the commit its model was trained by, as that model's record says
+    record_file = Path(first["model_dir"][0]) / "results.json"
+    record = json.loads(record_file.read_text())
+    record_file.write_text(json.dumps({**record, "git_commit": "abc123"}))
     outcome = CliRunner().invoke(app, ["experiment", "--config", str(path)])
     assert outcome.exit_code == 0, outcome.output
     again = pl.read_parquet(path.parent / "experiments" / "k-grid" / "results.parquet")
     assert again["NDCG@10"].to_list() == first["NDCG@10"].to_list()
     assert again["train_seconds"].to_list() == first["train_seconds"].to_list()
+    tampered = again.filter(pl.col("model_dir") == first["model_dir"][0])["trained_commit"]
+    assert set(tampered) == {"abc123"}
 
 
 def test_one_seed_of_an_experiment_gets_its_own_tables_and_the_shared_trainings(experiment_file):
@@ -116,7 +122,7 @@ def test_a_stage_2_grid_shares_stage_1_and_reports_its_cost_in_every_cell(experi
     )
     path.write_text(yaml.safe_dump(spec))
     cells = run_experiment(load_experiment(path)).filter(pl.col("variant") == "enhanced")
-    assert cells["embed_seconds"].min() > 0  # each pooling embeds the items anew ...
+    assert cells["model_dir"].n_unique() == 2  # each pooling its own table and models ...
     assert cells["sft_seconds"].n_unique() == 1 and cells["sft_seconds"][0] > 0  # ... once tuned
 
 
