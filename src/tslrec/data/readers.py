@@ -176,14 +176,10 @@ def _read_delimited(
         raise DataError("file is empty: expected data rows", path=path) from None
     except pl.exceptions.PolarsError as err:
         kind = "TSV" if separator == "\t" else "CSV"
-        ragged = _first_ragged_line(path, separator, quote_char)
-        if ragged is not None:
-            line, expected, found = ragged
-            raise DataError(
-                f"expected {expected} fields like the first line, found {found}",
-                path=path,
-                line=line,
-            ) from None
+        located = _first_bad_record(path, separator, quote_char, kind)
+        if located is not None:
+            line, problem = located
+            raise DataError(problem, path=path, line=line) from None
         reason = str(err).splitlines()[0]  # drop polars' hints about its own reader options
         raise DataError(f"cannot be parsed as {kind}: {reason}", path=path) from None
     if names is not None:
@@ -199,26 +195,34 @@ def _read_delimited(
     return _non_empty(_Table(path, frame, first_line=2 if has_header else 1))
 
 
-def _first_ragged_line(
-    path: Path, separator: str, quote_char: str | None
-) -> tuple[int, int, int] | None:
-    """(line, expected fields, found fields) of the first line with more fields than the first.
+def _first_bad_record(
+    path: Path, separator: str, quote_char: str | None, kind: str
+) -> tuple[int, str] | None:
+    """(line, problem) of the first record with more fields than the first, or that the csv
+    module cannot read at all (an unclosed quote runs on past its field size limit).
 
-    polars rejects such a line (it pads short ones) without saying where; this second pass
-    finds it. None when the csv module cannot tell either: the caller keeps polars' reason.
+    polars rejects such a record without saying where; this second pass finds the line it
+    starts on. None when the csv module cannot tell either: the caller keeps polars' reason.
     """
     quoting = {"quotechar": quote_char} if quote_char else {"quoting": csv.QUOTE_NONE}
     with _decoding(path), _open_text(path) as fh:
         rows = csv.reader(fh, delimiter=separator, **quoting)
-        expected = None
+        expected, starts = None, 1
         try:
             for row in rows:
                 if expected is None and row:
                     expected = len(row)
                 elif expected is not None and len(row) > expected:
-                    return rows.line_num, expected, len(row)
-        except csv.Error:  # e.g. an unclosed quote running past the field size limit
-            return None
+                    return (
+                        starts,
+                        f"expected {expected} fields like the first line, found {len(row)}",
+                    )
+                starts = rows.line_num + 1
+        except csv.Error as err:
+            return (
+                starts,
+                f"the {kind} record starting here cannot be read ({err}): an unclosed quote?",
+            )
     return None
 
 
