@@ -147,6 +147,46 @@ def test_resume_matches_uninterrupted_run(tiny_lm_factory, tmp_path) -> None:
     torch.testing.assert_close(fresh.head.weight, straight.head.weight, atol=1e-6, rtol=1e-5)
 
 
+def test_a_run_stopped_within_an_epoch_resumes_from_its_last_step(
+    tiny_lm_factory, tmp_path, monkeypatch
+) -> None:
+    """A long epoch checkpoints as it goes (here after every step): a run killed mid-epoch
+    resumes at the next batch, with the random state dropout had, and ends as one that ran
+    straight through."""
+    import tslrec.llm.sft as sft
+
+    cfg = SFTConfig(epochs=2, batch_size=1, grad_accum=2, lr=1e-2, lora_dropout=0.1)
+
+    def run(out: str):
+        model, builder = _model(tiny_lm_factory(), cfg)
+        samples = user_level_samples(TRAIN, LABELS, K, builder)
+        return model, fine_tune(model, samples, cfg, tmp_path / out)
+
+    straight, s_stats = run("a")
+    monkeypatch.setattr(sft, "CHECKPOINT_SECONDS", 0.0)
+    real_step, steps = sft._WithinEpoch.after_step, []
+
+    def killed_after_four_steps(self, losses, batches_done):
+        real_step(self, losses, batches_done)
+        steps.append(batches_done)
+        if len(steps) == 4:  # 3 steps of epoch 1 (5 batches, accumulation 2), 1 of epoch 2
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sft._WithinEpoch, "after_step", killed_after_four_steps)
+    with pytest.raises(KeyboardInterrupt):
+        run("b")
+    state = read_json(tmp_path / "b" / "checkpoint" / "state.json")
+    assert state["epoch"] == 1 and state["partial"]["batches"] == 2
+    monkeypatch.setattr(sft._WithinEpoch, "after_step", real_step)
+    resumed, r_stats = run("b")
+    assert r_stats.steps == s_stats.steps == 6
+    np.testing.assert_allclose(r_stats.step_losses, s_stats.step_losses, rtol=1e-5)
+    a, b = straight.trainable_state_dict(), resumed.trainable_state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+    assert "partial" not in read_json(tmp_path / "b" / "checkpoint" / "state.json")
+
+
 def test_resume_refuses_other_settings(tiny_lm_factory, tmp_path) -> None:
     cfg = SFTConfig(epochs=1, batch_size=4)
     model, builder = _model(tiny_lm_factory(), cfg)

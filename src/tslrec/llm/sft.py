@@ -5,10 +5,12 @@ so the cost is O(#users). Instance-level (the baseline it is compared with): one
 (prefix -> next item) position, target the next item's category one-hot, O(sum of lengths).
 
 The loop is written with HF ``accelerate`` so it also runs under ``accelerate launch``. Every
-epoch ends with a checkpoint (trainable weights + optimizer state + history, as safetensors/JSON);
-calling ``fine_tune`` again on the same ``output_dir`` resumes after the last finished epoch.
-Epoch e shuffles with seed ``cfg.seed + e`` and reseeds dropout with it, and the learning rate
-is constant, so a resumed run ends with the same weights as an uninterrupted one.
+epoch ends with a checkpoint (trainable weights + optimizer state + history, as safetensors/JSON),
+and a long epoch is checkpointed every ``CHECKPOINT_SECONDS`` as well (one epoch of ML-1M is
+~20 minutes on 2 CPU cores); calling ``fine_tune`` again on the same ``output_dir`` resumes from
+the last checkpoint. Epoch e shuffles with seed ``cfg.seed + e`` and reseeds dropout with it, a
+mid-epoch checkpoint keeps the random state, and the learning rate is constant, so in one
+process a resumed run ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoint"
 STATS_FILE = "sft_stats.json"
 MAX_GRAD_NORM = 1.0
+CHECKPOINT_SECONDS = 600.0  # within an epoch; every epoch also ends with one
 
 
 @dataclass(frozen=True)
@@ -225,13 +228,34 @@ def length_batches(lengths: Sequence[int], batch_size: int, seed: int) -> list[l
 def _save_checkpoint(
     output_dir: Path, model: PreferenceModel, optimizer: torch.optim.Optimizer, state: dict
 ) -> None:
-    """Write the whole checkpoint directory atomically: a crash leaves the previous one intact."""
+    """Write the whole checkpoint directory atomically: a crash leaves the previous one intact.
+
+    Within an epoch (``state["partial"]``) the random state goes with it, for dropout to go on
+    as it would have."""
     opt_tensors, opt_meta = optimizer_tensors(optimizer)
     with atomic_dir(output_dir / CHECKPOINT_DIR) as tmp:
         save_tensors(tmp / "trainable.safetensors", model.trainable_state_dict())
         save_tensors(tmp / "optimizer.safetensors", opt_tensors)
         write_json(tmp / "optimizer.json", opt_meta)
+        if "partial" in state:
+            save_tensors(tmp / RNG_FILE, _rng_state())
         write_json(tmp / "state.json", state)
+
+
+RNG_FILE = "rng.safetensors"
+
+
+def _rng_state() -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def load_fine_tuned(model: PreferenceModel, output_dir: str | Path) -> dict[str, Any]:
@@ -334,13 +358,20 @@ def fine_tune(
     lengths = [len(s.input_ids) for s in samples]
     for epoch in range(resumed_from, cfg.epochs):
         set_seed(cfg.seed + epoch)
+        partial = state.pop("partial", None) or {"batches": 0, "step_losses": [], "seconds": 0.0}
+        rng_state = None
+        if partial["batches"]:
+            log.info("resuming epoch %d after %d batches", epoch + 1, partial["batches"])
+            rng_state = load_tensors(output_dir / CHECKPOINT_DIR / RNG_FILE)
         batches = length_batches(lengths, cfg.batch_size, cfg.seed + epoch)
         loader = accelerator.prepare_data_loader(
-            DataLoader(dataset, batch_sampler=batches, collate_fn=_collate)
+            DataLoader(dataset, batch_sampler=batches[partial["batches"] :], collate_fn=_collate)
         )
-        start = time.perf_counter()
-        losses = _train_epoch(accelerator, model, optimizer, loader, epoch, cfg.epochs)
-        state["seconds_per_epoch"].append(time.perf_counter() - start)
+        within = _WithinEpoch(output_dir, accelerator, model, optimizer, state, partial)
+        losses = partial["step_losses"] + _train_epoch(
+            accelerator, model, optimizer, loader, epoch, cfg.epochs, within.after_step, rng_state
+        )
+        state["seconds_per_epoch"].append(within.seconds())
         state["step_losses"].extend(losses)
         state["steps"] += len(losses)
         state["epoch_losses"].append(float(np.mean(losses)) if losses else math.nan)
@@ -368,6 +399,39 @@ def fine_tune(
     return stats
 
 
+@dataclass
+class _WithinEpoch:
+    """Checkpoints an epoch under way every ``CHECKPOINT_SECONDS``, counting from where a
+    resumed epoch (``partial``) had got to."""
+
+    output_dir: Path
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: Any  # accelerate's wrapper: the torch optimizer is its `.optimizer`
+    state: dict[str, Any]
+    partial: dict[str, Any]
+    start: float = field(default_factory=time.perf_counter)
+    saved: float = field(default_factory=time.perf_counter)
+
+    def seconds(self) -> float:
+        return self.partial["seconds"] + time.perf_counter() - self.start
+
+    def after_step(self, losses: list[float], batches_done: int) -> None:
+        if not self.accelerator.is_main_process:
+            return  # no barrier: every process holds the same weights, the main one writes
+        if time.perf_counter() - self.saved < CHECKPOINT_SECONDS:
+            return
+        so_far = {
+            "batches": self.partial["batches"] + batches_done * self.accelerator.num_processes,
+            "step_losses": self.partial["step_losses"] + losses,
+            "seconds": self.seconds(),
+        }
+        model = self.accelerator.unwrap_model(self.model)
+        state = {**self.state, "partial": so_far}
+        _save_checkpoint(self.output_dir, model, self.optimizer.optimizer, state)
+        self.saved = time.perf_counter()
+
+
 def _fresh_state(cfg: SFTConfig, samples: int, digest: str) -> dict[str, Any]:
     """The checkpointed record of a run that has not trained yet."""
     return {
@@ -389,8 +453,15 @@ def _train_epoch(
     loader: Iterable[dict[str, torch.Tensor]],
     epoch: int,
     epochs: int,
+    after_step: Callable[[list[float], int], None],
+    rng_state: dict[str, torch.Tensor] | None = None,
 ) -> list[float]:
-    """One pass over ``loader``; returns the mean loss of each optimizer step."""
+    """One pass over ``loader``; returns the mean loss of each optimizer step.
+
+    ``after_step(step losses so far, batches done)`` runs after every optimizer step: where a
+    checkpoint within the epoch leaves no half-accumulated gradient behind. ``rng_state`` (an
+    epoch resumed within) is set once the first batch is drawn, since starting the loader
+    draws from the random state too, as it did when the epoch began the first time."""
     model.train()
     unwrapped: PreferenceModel = accelerator.unwrap_model(model)
     step_losses: list[float] = []
@@ -400,7 +471,9 @@ def _train_epoch(
         desc=f"sft epoch {epoch + 1}/{epochs}",
         disable=not accelerator.is_local_main_process,
     )
-    for batch in bar:
+    for done, batch in enumerate(bar, start=1):
+        if done == 1 and rng_state is not None:
+            _set_rng_state(rng_state)
         with accelerator.accumulate(model):
             _, g_hat = model(batch["input_ids"], batch["attention_mask"])
             loss = unwrapped.loss(g_hat, batch["target"])
@@ -414,5 +487,6 @@ def _train_epoch(
             step_losses.append(float(np.mean(window)))
             window = []
             bar.set_postfix(loss=f"{step_losses[-1]:.4g}")
+            after_step(step_losses, done)
     model.eval()
     return step_losses
