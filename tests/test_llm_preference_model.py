@@ -136,3 +136,11 @@ def test_item_rows_are_drawn_alike_where_the_vocabulary_is_padded(tiny_lm_factor
         assert weight[: ids[0]].abs().max() < 1e3  # the pretrained rows are untouched
     assert rows[0].abs().max() < 10 and rows[0].std(dim=0).min() > 0
     torch.testing.assert_close(rows[16], rows[0])
+
+
+def test_an_item_token_past_the_vocabulary_is_named_before_any_row_is_written(tiny_lm) -> None:
+    llm, tok = tiny_lm
+    before = llm.get_input_embeddings().weight.clone()
+    with pytest.raises(TslrecError, match=rf"token id {len(tok) + 5} has no embedding row"):
+        PreferenceModel(llm, 3, SFTConfig(), [-1, len(tok) + 5], vocab_size=len(tok))
+    torch.testing.assert_close(llm.get_input_embeddings().weight, before)

@@ -54,12 +54,14 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config,
     assert "| sasrec | TSLRec (fusion-zero) |" in results_markdown(zero)
 
     # settings of one backbone retrain its plain and enhanced models, and nothing else
-    tuned = run_tslrec(pipeline_config(per_backbone={"gru4rec": {"train": {"lr": 0.03}}}), False)
+    own = {"gru4rec": {"train": {"lr": 0.03}, "model": {"hidden_size": 8}}}
+    tuned = run_tslrec(pipeline_config(per_backbone=own), progress=False)
     assert tuned["stage0"] == results["stage0"]
     assert len(llm_builds) == 2
     assert metrics(tuned)[0] == metrics(results)[0]  # SASRec's two models, from their caches
     gru4rec = [Path(tuned["rows"][1][f"{variant}_dir"]) for variant in ("plain", "enhanced")]
-    assert [load_config(d / "config.yaml").train.lr for d in gru4rec] == [0.03, 0.03]
+    trained = [load_config(d / "config.yaml") for d in gru4rec]
+    assert [(c.train.lr, c.model.hidden_size) for c in trained] == [(0.03, 8), (0.03, 8)]
     assert load_config(cfg.output_dir / "models" / "sasrec" / "config.yaml").train.lr == 0.01
 
     # more patience for a stage 0 that ends on the same checkpoint keeps the LLM stages

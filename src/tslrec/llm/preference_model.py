@@ -120,13 +120,13 @@ class PreferenceModel(nn.Module):
         """
         super().__init__()
         token_ids = sorted({int(t) for t in (trainable_token_ids or []) if int(t) >= 0})
-        if vocab_size is not None:
-            grow_embeddings(llm, vocab_size, token_ids)
-        rows = llm.get_input_embeddings().weight.shape[0]
+        rows = max(llm.get_input_embeddings().weight.shape[0], vocab_size or 0)
         if token_ids and token_ids[-1] >= rows:
             raise TslrecError(
                 f"token id {token_ids[-1]} has no embedding row ({rows} rows); pass vocab_size"
             )
+        if vocab_size is not None:
+            grow_embeddings(llm, vocab_size, token_ids)
         lora = LoraConfig(
             r=cfg.lora_r,
             lora_alpha=cfg.lora_alpha,

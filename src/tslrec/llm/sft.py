@@ -365,8 +365,11 @@ def fine_tune(
             rng_state = load_tensors(output_dir / CHECKPOINT_DIR / RNG_FILE)
         batches = length_batches(lengths, cfg.batch_size, cfg.seed + epoch)
         loader = accelerator.prepare_data_loader(
-            DataLoader(dataset, batch_sampler=batches[partial["batches"] :], collate_fn=_collate)
+            DataLoader(dataset, batch_sampler=batches, collate_fn=_collate)
         )
+        if partial["batches"]:  # each process's own share: accelerate keeps the sharding
+            done_here = partial["batches"] // accelerator.num_processes
+            loader = accelerator.skip_first_batches(loader, done_here)
         within = _WithinEpoch(output_dir, accelerator, model, optimizer, state, partial)
         losses = partial["step_losses"] + _train_epoch(
             accelerator, model, optimizer, loader, epoch, cfg.epochs, within.after_step, rng_state

@@ -175,9 +175,10 @@ def downstream(
         if adapter_start != "default":  # runs made before the option keep their names and keys
             mode, spec = f"{mode}-{adapter_start}", {**spec, "adapter_start": adapter_start}
         tag = f"{name}-tslrec-{mode}-{key2}"
-        set_seed(cfg.train.seed)
+        set_seed(backbone_cfg.train.seed)
+        model = backbone_cfg.model  # with this backbone's own settings, as the plain one had
         embedding = build_item_embedding(
-            cfg.enhance.mode, table, cfg.model.hidden_size, cfg.model.dropout, adapter_start
+            cfg.enhance.mode, table, model.hidden_size, model.dropout, adapter_start
         )
         meta = {"item_embedding": spec, "stage2": key2}
         start = time.perf_counter()
