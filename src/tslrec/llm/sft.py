@@ -53,6 +53,7 @@ CHECKPOINT_DIR = "checkpoint"
 STATS_FILE = "sft_stats.json"
 MAX_GRAD_NORM = 1.0
 CHECKPOINT_SECONDS = 600.0  # within an epoch; every epoch also ends with one
+RNG_FILE = "rng.safetensors"  # a checkpoint within an epoch: dropout's random state
 
 
 @dataclass(frozen=True)
@@ -240,9 +241,6 @@ def _save_checkpoint(
         if "partial" in state:
             save_tensors(tmp / RNG_FILE, _rng_state())
         write_json(tmp / "state.json", state)
-
-
-RNG_FILE = "rng.safetensors"
 
 
 def _rng_state() -> dict[str, torch.Tensor]:

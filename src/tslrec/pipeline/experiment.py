@@ -41,7 +41,7 @@ def with_seed(cfg: Config, seed: int) -> Config:
 def cell_configs(exp: ExperimentConfig) -> list[tuple[Path, str | None, Config]]:
     """(config file, grid value as JSON, resolved config) for every cell of the grid."""
     values = [json.dumps(v) for v in exp.grid.values] if exp.grid else [None]
-    cells, datasets = [], {}
+    cells = []
     for path in exp.configs:
         for value in values:
             overrides = list(exp.overrides)
@@ -50,19 +50,23 @@ def cell_configs(exp: ExperimentConfig) -> list[tuple[Path, str | None, Config]]
             if value is not None:
                 overrides.append(f"{exp.grid.key}={value}")
             cells.append((path, value, load_config(path, overrides)))
-        _one_config_per_dataset(exp, datasets, path, cells[-1][2].data.name)
+    _one_config_per_dataset(exp, cells)
     return cells
 
 
-def _one_config_per_dataset(exp: ExperimentConfig, seen: dict, path: Path, dataset: str) -> None:
+def _one_config_per_dataset(
+    exp: ExperimentConfig, cells: list[tuple[Path, str | None, Config]]
+) -> None:
     """The summary groups runs by dataset: two configs of one dataset would pool their seeds
     into one mean and one paired test, and train into the same output directory."""
-    if dataset in seen:
-        raise ConfigError(
-            f"experiment '{exp.name}': {seen[dataset]} and {path} are both dataset '{dataset}';"
-            " give each config its own experiment, or vary the setting with `grid`"
-        )
-    seen[dataset] = path
+    first: dict[str, Path] = {}
+    for path, _, cfg in cells:
+        dataset = cfg.data.name
+        if first.setdefault(dataset, path) != path:
+            raise ConfigError(
+                f"experiment '{exp.name}': {first[dataset]} and {path} are both dataset "
+                f"'{dataset}'; give each config its own experiment, or vary the setting with `grid`"
+            )
 
 
 def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFrame:
