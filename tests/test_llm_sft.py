@@ -102,7 +102,7 @@ def test_length_batches_cover_everything_deterministically() -> None:
 
 
 def test_fine_tune_decreases_loss_and_trains_item_rows(tiny_lm, tmp_path) -> None:
-    cfg = SFTConfig(epochs=15, batch_size=2, lr=1e-2, lora_dropout=0.0)
+    cfg = SFTConfig(epochs=15, batch_size=2, lr=1e-2, lora_dropout=0.0, head_init="zero")
     model, builder = _model(tiny_lm, cfg)
     samples = user_level_samples(TRAIN, LABELS, K, builder)
     embed = model.llm.get_input_embeddings()

@@ -21,13 +21,18 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config,
     results = run_tslrec(cfg, progress=False)
     assert len(llm_builds) == 1
     assert [r["backbone"] for r in results["rows"]] == ["sasrec", "gru4rec"]
-    assert results["stages"]["sft"]["samples"] == 60  # one per user
+    assert results["stages"]["sft"]["samples"] == 54  # one per user, less the 10% held out
+    transmission = results["stages"]["transmission"]
+    assert transmission["heldout"]["users"] == 6
+    assert set(transmission["probes"]) == {"stage0_sasrec", "llm_before_sft", "stage2_hidden"}
+    assert 0.0 <= transmission["head_one_item"]["top1"] <= transmission["head_one_item"]["top5"]
     assert results["stages"]["embed"]["items"] == 20
     table = results_markdown(results)
     assert "| sasrec | TSLRec (adapter) |" in table and "change" in table
     sft = results["stages"]["sft"]
     against = f"{sft['epoch_losses'][-1]:.3g}, against {sft['mean_target_loss']:.3g} for the mean"
     assert against in table
+    assert "Head on one-item prompts: top-1" in table and "Held-out users (6)" in table
     saved = json.loads((cfg.output_dir / "results.json").read_text())
     assert saved["rows"][0]["enhanced"] == results["rows"][0]["enhanced"]
 
@@ -72,28 +77,43 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config,
     assert metrics(patient) == metrics(results)
 
 
-@pytest.mark.parametrize("level", ["user", "instance"])
-def test_llm_stages_see_only_training_prefixes(pipeline_config, monkeypatch, level):
+@pytest.mark.parametrize(
+    ("level", "samples", "builder"),
+    [
+        ("user", "window", "window_samples"),
+        ("user", "history", "user_level_samples"),
+        ("instance", "history", "instance_level_samples"),
+    ],
+)
+def test_llm_stages_see_only_training_prefixes(
+    pipeline_config, monkeypatch, level, samples, builder
+):
+    """Every sample builder gets training prefixes only, and held-out users never train."""
     import tslrec.llm.sft as sft
     from tslrec.pipeline.backbone import load_dataset
 
-    seen = {}
-    builder = f"{level}_level_samples"
+    calls = []
     real = getattr(sft, builder)
 
     def spy(train_sequences, *args, **kwargs):
-        seen["sequences"] = [list(s) for s in train_sequences]
+        calls.append([list(s) for s in train_sequences])
         return real(train_sequences, *args, **kwargs)
 
     monkeypatch.setattr(sft, builder, spy)
-    sft_settings = {"level": level, "max_samples": 40}
+    if builder != "user_level_samples":  # the held-out users' samples
+        monkeypatch.setattr(sft, "user_level_samples", spy)
+    sft_settings = {"level": level, "samples": samples, "max_samples": 40, "epochs": 2}
     cfg = pipeline_config(enhance={"backbones": ["sasrec"]}, sft=sft_settings)
     run_tslrec(cfg, progress=False)
     dataset = load_dataset(cfg)
-    assert len(seen["sequences"]) == dataset.num_users
-    for user, sequence in enumerate(seen["sequences"]):
-        full = dataset.sequences[user].tolist()
-        assert sequence == full[:-2], "the SFT prompt and target use the training prefix only"
+    assert len(calls) >= 2 and all(len(c) == dataset.num_users for c in calls)
+    for call in calls:
+        for user, sequence in enumerate(call):
+            full = dataset.sequences[user].tolist()
+            assert sequence in ([], full[:-2]), "prompts and targets use the training prefix only"
+    shown = [{u for u, s in enumerate(c) if s} for c in calls]
+    heldout, training = shown[0], set().union(*shown[1:])  # the held-out samples come first
+    assert len(heldout) == 6 and not heldout & training and len(training) == 54
 
 
 def test_the_public_api_is_the_listed_names_loaded_on_first_use():

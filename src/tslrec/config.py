@@ -134,6 +134,11 @@ class PromptConfig(StrictModel):
 
 class SFTConfig(StrictModel):
     level: Literal["user", "instance"] = "user"
+    # user-level samples: `window`, each epoch one window of 1..prompt.max_items consecutive
+    # training items per user whose target counts exactly the items shown (a one-item window's
+    # target is its item's category: what stage 2 asks); `history`, the last items shown with
+    # the whole training history as target (the first version, kept for the ablation)
+    samples: Literal["window", "history"] = "window"
     loss: Literal["mse", "kl"] = "mse"
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -150,6 +155,18 @@ class SFTConfig(StrictModel):
     # rows sit at the input, so the backward pass runs through every layer anyway, and the
     # adapters go on every layer too (an id_token run differs in adapter depth as well).
     lora_layers: int | None = Field(None, ge=1)
+    # the head reads normalize(h - centre), centre = the untuned LLM's mean one-item state: LLM
+    # states share a few huge dimensions (cosine ~0.999 between prompts), so without the centre
+    # the head sees almost the same input for every user
+    center: bool = True
+    # `random`: small Gaussian weights, so the adapters get a gradient from the first step
+    # (zero weights pass none back until the head has grown)
+    head_init: Literal["zero", "random"] = "random"
+    # learning rate: linear warm-up over this share of all steps, then `schedule`
+    warmup: float = Field(0.0, ge=0.0, lt=1.0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    # users whose samples never train, for the held-out loss of the transmission diagnostics
+    holdout: float = Field(0.1, ge=0.0, lt=1.0)
     max_samples: int | None = None
     seed: int = 0
 
@@ -157,6 +174,9 @@ class SFTConfig(StrictModel):
 class AugmentConfig(StrictModel):
     batch_size: int = Field(32, ge=1)
     pooling: Literal["last", "mean"] = "last"
+    # what stage 2 hands the backbones: the pooled state (`hidden`), what the head reads
+    # (`normalized`: centred and L2-normalised) or the head's K-dim output (`head`)
+    features: Literal["hidden", "normalized", "head"] = "hidden"
 
 
 class EnhanceConfig(StrictModel):

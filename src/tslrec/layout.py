@@ -15,6 +15,9 @@ PER_USER = "test_per_user.parquet"
 EMBEDDINGS = "item_embeddings.safetensors"
 STAGE0_BACKBONE = "sasrec"
 CATEGORIES, SFT = "categories", "sft"  # the sub-directories of a stage-1 directory
+# the LLM's one-item states before fine-tuning, in a stage-1 directory: the head's centre and
+# the transmission diagnostics' floor
+UNTUNED_EMBEDDINGS = "untuned_item_embeddings.safetensors"
 
 
 def stage1_dir(output_dir: Path, key1: str) -> Path:
@@ -22,6 +25,8 @@ def stage1_dir(output_dir: Path, key1: str) -> Path:
     return output_dir / "stage1" / key1
 
 
-def embeddings_path(output_dir: Path, key2: str) -> Path:
-    """Stage 2's (N+1, D) item table; `stages.json` next to it records stages 1 and 2."""
-    return output_dir / "stage2" / key2 / EMBEDDINGS
+def embeddings_path(output_dir: Path, key2: str, features: str = "hidden") -> Path:
+    """Stage 2's (N+1, D) item table of pooled states (`hidden`) or of what is read out from
+    them (`augment.features`, beside it); `stages.json` next to it records stages 1 and 2."""
+    name = EMBEDDINGS if features == "hidden" else EMBEDDINGS.replace(".", f".{features}.", 1)
+    return output_dir / "stage2" / key2 / name

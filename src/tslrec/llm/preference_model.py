@@ -1,9 +1,9 @@
 """The stage-1 model: a causal LM with LoRA adapters whose pooled state predicts g_u.
 
 h_u is the final-layer hidden state (final norm applied) of the last real token of the prompt;
-g_hat = W h_u / ||h_u|| + b (``PreferenceModel.forward`` says why the normalisation). Training it
-to reconstruct the user's category distribution makes h_u a summary of preference, which stage 2
-reads out for one-item "virtual users".
+g_hat = W normalize(h_u - c) + b, c a fixed centre (``PreferenceModel.forward`` says why).
+Training it to reconstruct the user's category distribution makes h_u a summary of preference,
+which stage 2 reads out for one-item "virtual users".
 
 Only the decoder stack is run (never the LM head): the vocabulary projection would cost more than
 the rest of a small model and its output is unused.
@@ -90,15 +90,46 @@ def last_layers(llm: PreTrainedModel, count: int | None) -> list[int] | None:
     return list(range(max(0, total - count), total))
 
 
-def init_head(head: nn.Linear, loss: str) -> None:
-    """Start from the uninformed prediction: zero weights, bias = uniform 1/K (MSE) or 0 (KL).
+HEAD_INIT_STD = 0.02  # `random` head rows: outputs start within ~0.02 of the uniform 1/K
 
-    LLM hidden states have a few very large dimensions; a random head would start with large,
-    noisy outputs and gradients that shake the freshly initialised adapters.
+
+def init_head(head: nn.Linear, loss: str, init: str = "zero") -> None:
+    """Start near the uninformed prediction: bias = uniform 1/K (MSE) or 0 (KL), and zero or
+    small random weights.
+
+    The head reads a unit vector, so rows of std ``HEAD_INIT_STD`` move each output by about
+    that much: close to uniform, yet the gradient reaching the adapters, W^T dL/dg, is not zero
+    on the first step as it is with zero weights.
     """
     with torch.no_grad():
-        head.weight.zero_()
+        if init == "zero":
+            head.weight.zero_()
+        else:
+            head.weight.normal_(0.0, HEAD_INIT_STD)
         head.bias.fill_(1.0 / head.out_features if loss == "mse" else 0.0)
+
+
+def head_input(pooled: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
+    """What the head reads: the pooled state minus the centre, L2-normalised."""
+    return F.normalize(pooled - center.to(pooled.dtype), dim=-1)
+
+
+def readout(
+    hidden: torch.Tensor, center: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, what: str
+) -> torch.Tensor:
+    """Stage 2's table as the backbones get it, from the pooled states (N+1, D); row 0 stays 0.
+
+    ``hidden``: the states themselves; ``normalized``: what the head reads; ``head``: its K-dim
+    output. Computed from the head's weights alone, so no LLM is needed to switch."""
+    if what == "hidden":
+        return hidden
+    features = head_input(hidden.float(), center.float())
+    if what == "head":
+        features = features @ weight.float().T + bias.float()
+    elif what != "normalized":
+        raise TslrecError(f"augment.features '{what}': expected hidden, normalized or head")
+    features[0] = 0.0
+    return features
 
 
 class PreferenceModel(nn.Module):
@@ -149,7 +180,14 @@ class PreferenceModel(nn.Module):
         self.loss_name = cfg.loss
         self.trainable_token_ids = token_ids
         self.head = nn.Linear(self.hidden_size, num_categories)
-        init_head(self.head, cfg.loss)
+        init_head(self.head, cfg.loss, cfg.head_init)
+        # zero until `set_center`: then the head reads the plain L2-normalised state
+        self.register_buffer("center", torch.zeros(self.hidden_size))
+
+    def set_center(self, center: torch.Tensor) -> None:
+        """Fix the state the head subtracts (``sft.center``): the untuned LLM's mean state."""
+        with torch.no_grad():
+            self.center.copy_(center.to(self.center.dtype))
 
     def encode(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling = "last"
@@ -173,29 +211,32 @@ class PreferenceModel(nn.Module):
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(pooled h_u, g_hat)``; the head reads the L2-normalised last-token state.
+        """Return ``(pooled h_u, g_hat)``; the head reads normalize(h_u - centre).
 
         LLM final states are large and nearly parallel across prompts (SmolLM2: norm ~45,
         L1 ~600, cosine ~0.999 between users), and Adam moves a linear head's output by about
         lr * ||input||_1 per step, which on raw states overshoots the targets (~1/K) at once.
-        Normalising makes the step size independent of the backbone's activation scale.
+        Normalising makes the step size independent of the backbone's activation scale, and
+        subtracting the centre (the part every prompt shares) leaves the part that differs.
         """
         pooled = self.encode(input_ids, attention_mask, "last")
-        return pooled, self.head(F.normalize(pooled, dim=-1))
+        return pooled, self.head(head_input(pooled, self.center))
 
     def loss(self, g_hat: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return preference_loss(g_hat, target, self.loss_name)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Everything fine-tuning changes: LoRA weights, item-token rows, head (detached, CPU)."""
-        return {
+        """Everything fine-tuning sets: LoRA weights, item-token rows, head and its centre
+        (detached, CPU)."""
+        state = {
             name: p.detach().cpu().clone() for name, p in self.named_parameters() if p.requires_grad
         }
+        return {**state, "center": self.center.detach().cpu().clone()}
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Restore ``trainable_state_dict()``; every trainable tensor must be present and match."""
-        params = dict(self.named_parameters())
-        expected = {name for name, p in params.items() if p.requires_grad}
+        params = {**dict(self.named_parameters()), "center": self.center}
+        expected = {name for name, p in params.items() if p.requires_grad} | {"center"}
         missing, extra = expected - state.keys(), state.keys() - expected
         if missing or extra:
             raise TslrecError(

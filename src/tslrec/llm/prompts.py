@@ -132,8 +132,9 @@ class PromptBuilder:
             self._cache[item] = cached
         return cached
 
-    def build(self, items: Sequence[int]) -> list[int]:
-        """Prompt token ids for a user whose history is ``items`` (chronological, 0 = padding)."""
+    def shown(self, items: Sequence[int]) -> list[int]:
+        """The items of ``items`` a prompt shows: the most recent ``max_items`` real ones, less
+        the oldest while the prompt would pass ``max_tokens``."""
         history = [int(i) for i in items if int(i) > 0][-self.cfg.max_items :]
         pieces = [self.item_ids(i) for i in history]
         budget = self.cfg.max_tokens - self.fixed_length
@@ -148,9 +149,13 @@ class PromptBuilder:
                 f"({self.fixed_length} tokens) plus one item ({len(pieces[-1])} tokens); raise it "
                 "or lower prompt.max_title_tokens"
             )
+        return history[start:]
+
+    def build(self, items: Sequence[int]) -> list[int]:
+        """Prompt token ids for a user whose history is ``items`` (chronological, 0 = padding)."""
         out = list(self._head)
-        for piece in pieces[start:]:
-            out.extend(piece)
+        for item in self.shown(items):
+            out.extend(self.item_ids(item))
         out.extend(self._foot)
         return out
 

@@ -1,16 +1,21 @@
 """Stage 1: fine-tune the preference model on user-level (or instance-level) samples.
 
-User-level (the paper): one sample per user, the prompt of their training prefix, target g_u,
-so the cost is O(#users). Instance-level (the baseline it is compared with): one sample per
-(prefix -> next item) position, target the next item's category one-hot, O(sum of lengths).
+User-level (the paper): one sample per user per epoch, so the cost is O(#users). By default
+(``sft.samples = window``) each epoch draws every user one window of their training sequence,
+1..``prompt.max_items`` consecutive items, and the target g counts exactly the items the prompt
+shows: prompt and target agree, and one-item windows teach what stage 2 asks (an item alone).
+``history`` is the first version: the last items shown, the whole history as target.
+Instance-level (the baseline it is compared with): one sample per (prefix -> next item)
+position, target the next item's category one-hot, O(sum of lengths).
 
 The loop is written with HF ``accelerate`` so it also runs under ``accelerate launch``. Every
 epoch ends with a checkpoint (trainable weights + optimizer state + history, as safetensors/JSON),
 and a long epoch is checkpointed every ``CHECKPOINT_SECONDS`` as well (one epoch of ML-1M is
 ~20 minutes on 2 CPU cores); calling ``fine_tune`` again on the same ``output_dir`` resumes from
-the last checkpoint. Epoch e shuffles with seed ``cfg.seed + e`` and reseeds dropout with it, a
-mid-epoch checkpoint keeps the random state, and the learning rate is constant, so in one
-process a resumed run ends with the same weights as an uninterrupted one.
+the last checkpoint. Epoch e draws its windows and shuffles with seed ``cfg.seed + e`` and
+reseeds dropout with it, a mid-epoch checkpoint keeps the random state, and the learning rate is
+a function of the step alone, so in one process a resumed run ends with the same weights as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -111,6 +116,50 @@ def user_level_samples(
     return samples
 
 
+def window_samples(
+    train_sequences: Sequence[Sequence[int] | np.ndarray],
+    labels: np.ndarray,
+    k: int,
+    builder: PromptBuilder,
+    seed: int,
+) -> list[Sample]:
+    """One window per user with a training item, drawn with ``seed``.
+
+    Its length is uniform on 1..min(``prompt.max_items``, the user's length), its end uniform
+    over the places it fits; the prompt shows exactly those items (fewer where
+    ``prompt.max_tokens`` cuts the oldest) and the target is their category histogram, so a
+    one-item window's target is its item's one-hot. Only ``train_sequences`` is read: no window
+    reaches a validation or test item.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    samples = []
+    for user, sequence in enumerate(train_sequences):
+        items = _items(sequence)
+        if not items:
+            continue
+        length = int(rng.integers(1, min(builder.cfg.max_items, len(items)) + 1))
+        end = int(rng.integers(length, len(items) + 1))
+        window = builder.shown(items[end - length : end])  # the oldest go where tokens run out
+        target = preference_target(window, labels, k)
+        samples.append(Sample(builder.build(window), target, user, len(window)))
+    return samples
+
+
+def holdout_users(
+    train_sequences: Sequence[Sequence[int] | np.ndarray], share: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """``(training users, held-out users)``: a seeded ``share`` of the users with a training
+    item never trains, so the loss on them says whether the model learned to read prompts."""
+    users = [u for u, s in enumerate(train_sequences) if _items(s)]
+    held = round(share * len(users))
+    if share > 0 and len(users) > 1:
+        held = min(max(held, 1), len(users) - 1)
+    order = np.random.default_rng(seed).permutation(len(users))
+    out = {users[i] for i in order[:held].tolist()}
+    return [u for u in users if u not in out], sorted(out)
+
+
 def count_instance_samples(train_sequences: Sequence[Sequence[int] | np.ndarray]) -> int:
     """sum(len - 1): how many samples instance-level SFT would have in full."""
     return sum(max(len(_items(s)) - 1, 0) for s in train_sequences)
@@ -156,13 +205,18 @@ def _subset(total: int, max_samples: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(total, size=max_samples, replace=False))
 
 
-def mean_target_loss(samples: Sequence[Sample], loss: str) -> float:
-    """The loss of a model that ignores the prompt and always predicts the mean target.
+def mean_target_loss(
+    samples: Sequence[Sample], loss: str, mean_of: Sequence[Sample] | None = None
+) -> float:
+    """The loss of a model that ignores the prompt and always predicts the mean target (of
+    ``mean_of``, default ``samples`` themselves: held-out users get the training mean).
 
     For KL the prediction is logits whose softmax is the mean distribution.
     """
     targets = torch.from_numpy(np.stack([s.target for s in samples])).double()
-    mean = targets.mean(dim=0, keepdim=True).expand_as(targets)
+    source = samples if mean_of is None else mean_of
+    mean_target = torch.from_numpy(np.stack([s.target for s in source])).double().mean(dim=0)
+    mean = mean_target.unsqueeze(0).expand_as(targets)
     prediction = mean if loss == "mse" else mean.clamp_min(1e-12).log()
     return float(preference_loss(prediction, targets, loss))
 
@@ -269,6 +323,16 @@ def load_fine_tuned(model: PreferenceModel, output_dir: str | Path) -> dict[str,
     return read_json(directory / "state.json")
 
 
+def fine_tuned_head(output_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The fine-tuned head's ``center``, ``weight`` and ``bias``, read from the checkpoint alone
+    (no LLM needed): what stage 2's read-outs and diagnostics apply to the one-item states."""
+    directory = _checkpoint(output_dir)
+    if directory is None:
+        raise TslrecError(f"{output_dir}: no fine-tuned checkpoint (run the fine-tuning step)")
+    state = load_tensors(directory / "trainable.safetensors")
+    return {"center": state["center"], "weight": state["head.weight"], "bias": state["head.bias"]}
+
+
 def _checkpoint(output_dir: str | Path) -> Path | None:
     """The finished checkpoint directory under ``output_dir``, None if there is none."""
     directory = restore_interrupted(Path(output_dir) / CHECKPOINT_DIR)
@@ -276,8 +340,46 @@ def _checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def _resume_settings(cfg: SFTConfig) -> dict[str, Any]:
-    """Every setting but the budget: a checkpoint resumes only on the same optimisation path."""
-    return cfg.model_dump(exclude={"epochs"})
+    """Every setting but the budget: a checkpoint resumes only on the same optimisation path.
+
+    A warm-up or decay spreads over all epochs, so there the budget is part of the path."""
+    constant = cfg.schedule == "constant" and cfg.warmup == 0.0
+    return cfg.model_dump(exclude={"epochs"} if constant else set())
+
+
+def learning_rate(cfg: SFTConfig, step: int, total_steps: int) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) of ``total_steps``: linear warm-up
+    over ``cfg.warmup`` of them, then constant or cosine decay to zero. A function of the step
+    alone, so a resumed run needs no scheduler state."""
+    warmup = int(cfg.warmup * total_steps)
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    if cfg.schedule == "constant":
+        return cfg.lr
+    progress = (step - warmup) / max(total_steps - warmup, 1)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+def evaluation_loss(
+    model: PreferenceModel, samples: Sequence[Sample], batch_size: int = 32
+) -> float:
+    """Mean loss over ``samples`` in eval mode, without gradients (the held-out loss)."""
+    if not samples:
+        return math.nan
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    try:
+        for start in range(0, len(samples), batch_size):
+            batch = _collate(list(samples[start : start + batch_size]))
+            with torch.inference_mode():
+                _, g_hat = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                loss = model.loss(g_hat, batch["target"].to(device))
+            total += float(loss) * len(batch["target"])
+    finally:
+        model.train(was_training)
+    return total / len(samples)
 
 
 def samples_digest(samples: Sequence[Sample]) -> str:
@@ -321,21 +423,31 @@ def _try_resume(
 # --- training ------------------------------------------------------------------------------------
 
 
+EpochSamples = Callable[[int], Sequence[Sample]]  # epoch (0-based) -> that epoch's samples
+
+
 def fine_tune(
     model: PreferenceModel,
-    samples: Sequence[Sample],
+    samples: Sequence[Sample] | EpochSamples,
     cfg: SFTConfig,
     output_dir: str | Path,
 ) -> SFTStats:
     """Train ``model`` for ``cfg.epochs`` epochs (resuming from ``output_dir`` if possible).
 
-    Returns the stats of the whole run (resumed epochs included), also written to
-    ``output_dir/sft_stats.json``. Seeds the global RNGs (``accelerate.utils.set_seed``).
+    ``samples``: the same list every epoch, or a function giving each epoch its own (the
+    windows of ``window_samples``, drawn anew per epoch). Returns the stats of the whole run
+    (resumed epochs included), also written to ``output_dir/sft_stats.json``. Seeds the
+    global RNGs (``accelerate.utils.set_seed``).
     Under several processes (``accelerate launch``/``torchrun``) each gets a share of the
     batches, the loss is averaged across them, and only the main process writes files.
     """
     output_dir = Path(output_dir)
-    samples = subsample(samples, cfg.max_samples, cfg.seed)
+    draw = samples if callable(samples) else (lambda epoch: samples)
+
+    def epoch_samples(epoch: int) -> list[Sample]:
+        return subsample(draw(epoch), cfg.max_samples, cfg.seed)
+
+    samples = epoch_samples(0)
     if not samples:
         raise TslrecError("no fine-tuning samples (are all training sequences empty?)")
     accelerator = stage_accelerator(gradient_accumulation_steps=cfg.grad_accum)
@@ -352,9 +464,19 @@ def fine_tune(
     if resumed_from > cfg.epochs:
         log.warning("%s already holds %d epochs (> sft.epochs)", output_dir, resumed_from)
     model, optimizer = accelerator.prepare(model, optimizer)
-    dataset = _SampleDataset(samples)
-    lengths = [len(s.input_ids) for s in samples]
+    batches_per_epoch = math.ceil(len(samples) / cfg.batch_size)
+    steps_per_epoch = math.ceil(batches_per_epoch / (accelerator.num_processes * cfg.grad_accum))
+    total_steps = cfg.epochs * steps_per_epoch
+
+    def set_lr(step: int) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step, total_steps)
+
     for epoch in range(resumed_from, cfg.epochs):
+        if epoch:
+            samples = epoch_samples(epoch)
+        dataset = _SampleDataset(samples)
+        lengths = [len(s.input_ids) for s in samples]
         set_seed(cfg.seed + epoch)
         partial = state.pop("partial", None) or {"batches": 0, "step_losses": [], "seconds": 0.0}
         rng_state = None
@@ -369,8 +491,16 @@ def fine_tune(
             done_here = partial["batches"] // accelerator.num_processes
             loader = accelerator.skip_first_batches(loader, done_here)
         within = _WithinEpoch(output_dir, accelerator, model, optimizer, state, partial)
+        first_step = int(state["steps"]) + len(partial["step_losses"])
         losses = partial["step_losses"] + _train_epoch(
-            accelerator, model, optimizer, loader, epoch, cfg.epochs, within.after_step, rng_state
+            accelerator,
+            model,
+            optimizer,
+            loader,
+            (epoch, cfg.epochs),
+            within.after_step,
+            lambda done, first=first_step: set_lr(first + done),
+            rng_state,
         )
         state["seconds_per_epoch"].append(within.seconds())
         state["step_losses"].extend(losses)
@@ -393,7 +523,7 @@ def fine_tune(
         step_losses=list(state["step_losses"]),
         epoch_losses=list(state["epoch_losses"]),
         resumed_from_epoch=resumed_from,
-        mean_target_loss=mean_target_loss(samples, cfg.loss),
+        mean_target_loss=mean_target_loss(epoch_samples(max(int(state["epoch"]), 1) - 1), cfg.loss),
     )
     if accelerator.is_main_process:
         write_json(output_dir / STATS_FILE, asdict(stats))
@@ -452,13 +582,14 @@ def _train_epoch(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     loader: Iterable[dict[str, torch.Tensor]],
-    epoch: int,
-    epochs: int,
+    epoch_of: tuple[int, int],
     after_step: Callable[[list[float], int], None],
+    before_step: Callable[[int], None],
     rng_state: dict[str, torch.Tensor] | None = None,
 ) -> list[float]:
     """One pass over ``loader``; returns the mean loss of each optimizer step.
 
+    ``before_step(optimizer steps done this epoch)`` sets the learning rate of the next step.
     ``after_step(step losses so far, batches done)`` runs after every optimizer step: where a
     checkpoint within the epoch leaves no half-accumulated gradient behind. ``rng_state`` (an
     epoch resumed within) is set once the first batch is drawn, since starting the loader
@@ -467,6 +598,7 @@ def _train_epoch(
     unwrapped: PreferenceModel = accelerator.unwrap_model(model)
     step_losses: list[float] = []
     window: list[float] = []
+    epoch, epochs = epoch_of
     bar = tqdm(
         loader,
         desc=f"sft epoch {epoch + 1}/{epochs}",
@@ -475,6 +607,7 @@ def _train_epoch(
     for done, batch in enumerate(bar, start=1):
         if done == 1 and rng_state is not None:
             _set_rng_state(rng_state)
+        before_step(len(step_losses))
         with accelerator.accumulate(model):
             _, g_hat = model(batch["input_ids"], batch["attention_mask"])
             loss = unwrapped.loss(g_hat, batch["target"])

@@ -19,14 +19,22 @@ from tslrec.config import Config, save_config
 from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.formatting import comparison_table
 from tslrec.evaluation.significance import paired_test_of_runs
-from tslrec.io import atomic_path, read_json, write_json
-from tslrec.layout import CATEGORIES, SFT, STAGE0_BACKBONE, embeddings_path, stage1_dir
+from tslrec.io import atomic_path, read_json, save_tensors, write_json
+from tslrec.layout import (
+    CATEGORIES,
+    SFT,
+    STAGE0_BACKBONE,
+    UNTUNED_EMBEDDINGS,
+    embeddings_path,
+    stage1_dir,
+)
 from tslrec.llm import sft as sft_stage
-from tslrec.llm.augment import embed_items, load_item_embeddings, stats_path
+from tslrec.llm.augment import TENSOR_NAME, embed_items, load_item_embeddings, stats_path
 from tslrec.llm.backbone import load_causal_lm
 from tslrec.llm.categories import LatentCategories, fit_categories
-from tslrec.llm.preference_model import PreferenceModel
+from tslrec.llm.preference_model import PreferenceModel, readout
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
+from tslrec.llm.transmission import transmission, transmission_lines
 from tslrec.models.item_embedding import build_item_embedding, table_fingerprint
 from tslrec.pipeline.backbone import (
     load_dataset,
@@ -41,6 +49,8 @@ from tslrec.training.accelerator import (
     wait_for_everyone,
 )
 from tslrec.training.checkpoint import load_model
+
+HELDOUT_SEED = 10_000  # the held-out users' windows: drawn apart from every training epoch's
 
 
 def stage0(cfg: Config, dataset: SequenceDataset, progress: bool) -> tuple[dict, torch.Tensor]:
@@ -76,10 +86,11 @@ def stage1_and_2(
 ) -> tuple[Path, dict]:
     """Fit categories, fine-tune the LLM on user-level samples, embed every item.
 
-    Returns the path of the (N+1, D) enhanced table and the stage statistics. Nothing is
-    recomputed when the table for these exact inputs and settings exists already. Stage 1 is
-    keyed on stage 0's item table itself rather than on stage 0's settings, so a stage 0 given
-    more epochs or patience that ends on the same best checkpoint reuses the LLM stages.
+    Returns the path of the (N+1, D) enhanced table (``augment.features`` of the one-item
+    states) and the stage statistics, transmission diagnostics included. Nothing is recomputed
+    when the table for these exact inputs and settings exists already. Stage 1 is keyed on
+    stage 0's item table itself rather than on stage 0's settings, so a stage 0 given more
+    epochs or patience that ends on the same best checkpoint reuses the LLM stages.
     """
     key1 = stage_key(
         table_fingerprint(item_embeddings),  # stage 0's table: what k-means and targets see
@@ -95,11 +106,30 @@ def stage1_and_2(
     )
     key2 = stage_key(key1, cfg.augment.pooling)
     stage1 = stage1_dir(cfg.output_dir, key1)
-    table_path = embeddings_path(cfg.output_dir, key2)
-    stats_file = table_path.parent / "stages.json"
-    if table_path.is_file() and stats_file.is_file():
-        return table_path, read_json(stats_file)
+    hidden_path = embeddings_path(cfg.output_dir, key2)
+    stats_file = hidden_path.parent / "stages.json"
+    if not (hidden_path.is_file() and stats_file.is_file()):
+        stats = _llm_stages(cfg, dataset, item_embeddings, stage1, hidden_path)
+        if process_state().is_main_process:
+            write_json(stats_file, {"stage1_key": key1, "stage2_key": key2, **stats})
+        wait_for_everyone()
+    stats = read_json(stats_file)
+    table_path = embeddings_path(cfg.output_dir, key2, cfg.augment.features)
+    if process_state().is_main_process and not table_path.is_file():
+        _read_out(hidden_path, stage1 / SFT, cfg.augment.features, table_path)
+    wait_for_everyone()
+    return table_path, stats
 
+
+def _llm_stages(
+    cfg: Config,
+    dataset: SequenceDataset,
+    item_embeddings: torch.Tensor,
+    stage1: Path,
+    hidden_path: Path,
+) -> dict:
+    """Stages 1 and 2 proper: categories, the untuned states, SFT, the one-item states, and
+    the diagnostics of what got through; returns their statistics."""
     process = process_state()  # under `accelerate launch`: all fine-tune, the main one writes
     start = time.perf_counter()
     categories = _categories(cfg, item_embeddings, stage1 / CATEGORIES)
@@ -109,32 +139,99 @@ def stage1_and_2(
     model, builder = build_preference_model(cfg, dataset, categories.k)
     seconds_load = time.perf_counter() - start
 
+    start = time.perf_counter()  # the LLM's one-item states before any fine-tuning
+    last = cfg.augment.model_copy(update={"pooling": "last"})
+    with main_process_first():
+        untuned = embed_items(model, builder, dataset.num_items, last, stage1 / UNTUNED_EMBEDDINGS)
+    if cfg.sft.center:
+        model.set_center(untuned[1:].mean(dim=0))
+    seconds_untuned = time.perf_counter() - start
+
     start = time.perf_counter()
-    samples = _sft_samples(cfg, dataset, categories, builder)
-    sft = sft_stage.fine_tune(model, samples, cfg.sft, stage1 / SFT)
+    train, heldout = _sft_samples(cfg, dataset, categories, builder)
+    sft = sft_stage.fine_tune(model, train, cfg.sft, stage1 / SFT)
+    heldout_figures = _heldout(cfg, model, train, heldout)
     seconds_sft = time.perf_counter() - start
 
     start = time.perf_counter()
+    hidden = None
     if process.is_main_process:  # one forward pass per item: not worth sharding
-        embed_items(model, builder, dataset.num_items, cfg.augment, table_path)
+        hidden = embed_items(model, builder, dataset.num_items, cfg.augment, hidden_path)
     wait_for_everyone()
     seconds_embed = time.perf_counter() - start
-    stats = {
-        "stage1_key": key1,
-        "stage2_key": key2,
+
+    start = time.perf_counter()
+    diagnostics = {}
+    if process.is_main_process:
+        diagnostics = _diagnostics(cfg, categories, item_embeddings, untuned, hidden, model)
+        diagnostics["heldout"] = heldout_figures
+    seconds_diagnostics = time.perf_counter() - start
+    return {
         "categories_k": categories.k,
         "category_sizes": [int(c) for c in categories.counts],
         "prompt": builder.describe(),
         "llm_load_seconds": seconds_load,
         "categories_seconds": seconds_categories,
+        "untuned_embed_seconds": seconds_untuned,
         "sft": asdict(sft),
         "sft_seconds": seconds_sft,
         "embed_seconds": seconds_embed,
-        "embed": read_json(stats_path(table_path)),
+        "embed": read_json(stats_path(hidden_path)),
+        "transmission": diagnostics,
+        "diagnostics_seconds": seconds_diagnostics,
     }
-    if process.is_main_process:
-        write_json(stats_file, stats)
-    return table_path, stats
+
+
+def _heldout(
+    cfg: Config,
+    model: PreferenceModel,
+    train: sft_stage.EpochSamples,
+    heldout: list[sft_stage.Sample],
+) -> dict | None:
+    """The loss on users who never trained, against the training users' mean target."""
+    if not heldout:
+        return None
+    last_epoch = train(cfg.sft.epochs - 1)
+    return {
+        "users": len(heldout),
+        "loss": sft_stage.evaluation_loss(model, heldout, cfg.augment.batch_size),
+        "mean_target_loss": sft_stage.mean_target_loss(heldout, cfg.sft.loss, last_epoch),
+    }
+
+
+def _diagnostics(
+    cfg: Config,
+    categories: LatentCategories,
+    stage0_table: torch.Tensor,
+    untuned: torch.Tensor,
+    hidden: torch.Tensor,
+    model: PreferenceModel,
+) -> dict:
+    """The transmission diagnostics: the head on the one-item states (where stage 2 pools the
+    last token, as the head does) and the probes on stage 0's, the untuned and the stage-2
+    tables."""
+    head = {
+        "center": model.center.detach().cpu(),
+        "weight": model.head.weight.detach().cpu(),
+        "bias": model.head.bias.detach().cpu(),
+    }
+    stage2 = readout(hidden, head["center"], head["weight"], head["bias"], cfg.augment.features)
+    tables = {
+        "stage0_sasrec": stage0_table.numpy(),
+        "llm_before_sft": untuned[1:].numpy(),
+        f"stage2_{cfg.augment.features}": stage2[1:].numpy(),
+    }
+    last = cfg.augment.pooling == "last"
+    seed = cfg.categories.seed
+    return transmission(categories.labels, tables, hidden if last else None, head, seed)
+
+
+def _read_out(hidden_path: Path, sft_dir: Path, features: str, table_path: Path) -> None:
+    """Write the ``features`` table beside the one-item states it is read out from."""
+    hidden, metadata = load_item_embeddings(hidden_path)
+    head = sft_stage.fine_tuned_head(sft_dir)
+    table = readout(hidden, head["center"], head["weight"], head["bias"], features)
+    save_tensors(table_path, {TENSOR_NAME: table}, metadata={**metadata, "features": features})
 
 
 def _categories(cfg: Config, item_embeddings: torch.Tensor, directory: Path) -> LatentCategories:
@@ -149,14 +246,34 @@ def _categories(cfg: Config, item_embeddings: torch.Tensor, directory: Path) -> 
 
 def _sft_samples(
     cfg: Config, dataset: SequenceDataset, categories: LatentCategories, builder: PromptBuilder
-) -> list[sft_stage.Sample]:
-    """One sample per user (the method), or per training step (the instance-level baseline)."""
+) -> tuple[sft_stage.EpochSamples, list[sft_stage.Sample]]:
+    """Each epoch's samples from the training users, and the held-out users' samples.
+
+    One sample per user (the method: a window drawn anew each epoch, or the history), or one
+    per training step (the instance-level baseline). Held-out users' sequences are emptied for
+    training, so none of their items reach a training prompt or target."""
     train = dataset.train_sequences()
+    users, held = sft_stage.holdout_users(train, cfg.sft.holdout, cfg.sft.seed)
+
+    def only(kept: set[int]) -> list:
+        return [s if u in kept else [] for u, s in enumerate(train)]
+
+    training, heldout = only(set(users)), only(set(held))
+    labels, k, seed = categories.labels, categories.k, cfg.sft.seed
+    if cfg.sft.level == "user" and cfg.sft.samples == "window":
+        held_samples = sft_stage.window_samples(heldout, labels, k, builder, HELDOUT_SEED + seed)
+        return (
+            lambda epoch: sft_stage.window_samples(training, labels, k, builder, seed + epoch),
+            held_samples,
+        )
+    held_samples = sft_stage.user_level_samples(heldout, labels, k, builder)
     if cfg.sft.level == "user":
-        return sft_stage.user_level_samples(train, categories.labels, categories.k, builder)
-    return sft_stage.instance_level_samples(
-        train, categories.labels, categories.k, builder, cfg.sft.max_samples, cfg.sft.seed
-    )
+        fixed = sft_stage.user_level_samples(training, labels, k, builder)
+    else:
+        fixed = sft_stage.instance_level_samples(
+            training, labels, k, builder, cfg.sft.max_samples, seed
+        )
+    return lambda epoch: fixed, held_samples
 
 
 def downstream(
@@ -174,6 +291,8 @@ def downstream(
         spec = {"mode": mode, "external_dim": table.size(1)}
         if adapter_start != "default":  # runs made before the option keep their names and keys
             mode, spec = f"{mode}-{adapter_start}", {**spec, "adapter_start": adapter_start}
+        if (features := cfg.augment.features) != "hidden":  # what stage 2 read out
+            mode, spec = f"{mode}-{features}", {**spec, "features": features}
         tag = f"{name}-tslrec-{mode}-{key2}"
         set_seed(backbone_cfg.train.seed)
         model = backbone_cfg.model  # with this backbone's own settings, as the plain one had
@@ -272,6 +391,7 @@ def results_markdown(results: dict) -> str:
         f"{_loss_against_mean(sft)}.",
         f"Stage 2 (item embeddings): {stages['embed']['items']} items, "
         f"{stages['embed']['items_per_second']:.1f} items/s, {stages['embed_seconds']:.0f} s.",
+        *transmission_lines(stages.get("transmission", {})),
         "This run's wall time per stage (cached stages take ~0 s): "
         + ", ".join(f"{k} {v:.0f} s" for k, v in results["wall_seconds_this_run"].items())
         + ".",
