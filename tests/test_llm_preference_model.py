@@ -144,3 +144,30 @@ def test_an_item_token_past_the_vocabulary_is_named_before_any_row_is_written(ti
     with pytest.raises(TslrecError, match=rf"token id {len(tok) + 5} has no embedding row"):
         PreferenceModel(llm, 3, SFTConfig(), [-1, len(tok) + 5], vocab_size=len(tok))
     torch.testing.assert_close(llm.get_input_embeddings().weight, before)
+
+
+def test_readouts_computed_by_hand() -> None:
+    from tslrec.llm.preference_model import readout
+
+    hidden = torch.tensor([[0.0, 0.0], [4.0, 3.0], [1.0, 5.0]])
+    center = torch.tensor([1.0, -1.0])
+    weight, bias = torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([0.5, 0.0])
+    assert readout(hidden, center, weight, bias, "hidden") is hidden
+    normalized = readout(hidden, center, weight, bias, "normalized")
+    # (4,3)-(1,-1) = (3,4), norm 5; (1,5)-(1,-1) = (0,6), norm 6; row 0 (padding) stays 0
+    torch.testing.assert_close(normalized, torch.tensor([[0.0, 0.0], [0.6, 0.8], [0.0, 1.0]]))
+    head = readout(hidden, center, weight, bias, "head")
+    torch.testing.assert_close(head, torch.tensor([[0.0, 0.0], [1.1, 1.6], [0.5, 2.0]]))
+
+
+def test_head_accuracy_computed_by_hand() -> None:
+    import numpy as np
+
+    from tslrec.llm.transmission import head_accuracy
+
+    scores = np.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0], [1.0, 3.0, 2.0], [1.0, 2.0, 3.0]])
+    labels = np.array([0, 1, 2, 0])  # ranks 1, 2, 2, 3
+    figures = head_accuracy(scores, labels)
+    assert figures["top1"] == 0.25 and figures["mean_rank"] == 2.0
+    assert figures["top5"] == 1.0 and figures["top5_chance"] == 1.0  # K = 3 < 5
+    assert figures["majority_rate"] == 0.5 and figures["categories_predicted"] == 3

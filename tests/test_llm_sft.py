@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -220,3 +221,59 @@ def test_the_mean_target_loss_is_what_ignoring_the_prompt_costs() -> None:
     assert mean_target_loss(samples, "mse") == pytest.approx(0.25)  # (0.5^2 + 0.5^2) / 2
     # KL(g || 1/2, 1/2) for a one-hot g is log 2, the same for both samples
     assert mean_target_loss(samples, "kl") == pytest.approx(math.log(2))
+
+
+def test_windows_show_what_their_targets_count_and_only_training_items(tiny_lm) -> None:
+    from tslrec.llm.sft import holdout_users, window_samples
+
+    builder = PromptBuilder(tiny_lm[1], PromptConfig(rendering="id_token", max_items=3), N)
+    seen_lengths = set()
+    for seed in range(40):
+        samples = window_samples(TRAIN, LABELS, K, builder, seed)
+        assert [s.user for s in samples] == list(range(len(TRAIN)))  # one per user
+        for s in samples:
+            items = TRAIN[s.user]
+            starts = [
+                i
+                for i in range(len(items))
+                if s.input_ids == builder.build(items[i : i + s.length])
+            ]
+            assert starts, "the window is consecutive training items"
+            window = items[starts[0] : starts[0] + s.length]
+            assert all(i <= 9 for i in window)  # items 10..12 are validation/test only
+            expected = np.bincount(LABELS[window], minlength=K) / len(window)
+            np.testing.assert_allclose(s.target, expected)
+            if s.length == 1:  # a one-item window is what stage 2 asks: its item's one-hot
+                assert s.target.tolist() == np.eye(K)[LABELS[window[0]]].tolist()
+            seen_lengths.add(s.length)
+    assert seen_lengths == {1, 2, 3}  # 1..prompt.max_items
+    a = window_samples(TRAIN, LABELS, K, builder, 7)
+    b = window_samples(TRAIN, LABELS, K, builder, 7)
+    assert [x.input_ids for x in a] == [x.input_ids for x in b]
+    users, held = holdout_users([*TRAIN, []], 0.4, seed=3)
+    assert len(held) == 2 and not set(users) & set(held) and set(users) | set(held) == set(range(5))
+    assert holdout_users(TRAIN, 0.4, seed=3) == (users, held)
+
+
+def test_learning_rate_warms_up_then_decays() -> None:
+    from tslrec.llm.sft import learning_rate
+
+    cfg = SFTConfig(lr=1.0, warmup=0.2, schedule="cosine")
+    rates = [learning_rate(cfg, step, 10) for step in range(10)]
+    assert rates[:2] == [0.5, 1.0]  # two warm-up steps: 1/2, 2/2
+    assert rates[2] == 1.0 and rates[6] == pytest.approx(0.5)  # half way through the decay
+    assert all(a > b for a, b in itertools.pairwise(rates[2:]))
+    assert learning_rate(SFTConfig(lr=0.1), 5, 10) == 0.1
+
+
+def test_a_random_head_passes_a_gradient_to_the_adapters_on_the_first_step(tiny_lm_factory):
+    grads = {}
+    for init in ("zero", "random"):
+        model, builder = _model(tiny_lm_factory(), SFTConfig(head_init=init))
+        samples = user_level_samples(TRAIN, LABELS, K, builder)
+        ids, mask = pad_batch([s.input_ids for s in samples])
+        target = torch.from_numpy(np.stack([s.target for s in samples]))
+        model.loss(model(ids, mask)[1], target).backward()
+        lora_a = [p.grad for n, p in model.named_parameters() if "lora_A" in n]
+        grads[init] = sum(float(g.abs().sum()) for g in lora_a if g is not None)
+    assert grads["zero"] == 0.0 < grads["random"]
