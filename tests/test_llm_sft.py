@@ -274,6 +274,6 @@ def test_a_random_head_passes_a_gradient_to_the_adapters_on_the_first_step(tiny_
         ids, mask = pad_batch([s.input_ids for s in samples])
         target = torch.from_numpy(np.stack([s.target for s in samples]))
         model.loss(model(ids, mask)[1], target).backward()
-        lora_a = [p.grad for n, p in model.named_parameters() if "lora_A" in n]
-        grads[init] = sum(float(g.abs().sum()) for g in lora_a if g is not None)
+        lora_b = [p.grad for n, p in model.named_parameters() if "lora_B" in n]  # A: B = 0
+        grads[init] = sum(float(g.abs().sum()) for g in lora_b if g is not None)
     assert grads["zero"] == 0.0 < grads["random"]
