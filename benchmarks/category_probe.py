@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import arguments, publish, result_name
+from common import arguments, llm_stages, publish, result_name
 from sklearn.model_selection import KFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
@@ -35,8 +35,7 @@ from tslrec.config import load_config
 from tslrec.layout import CATEGORIES, stage1_dir
 from tslrec.llm.augment import embed_items, load_item_embeddings
 from tslrec.llm.categories import LatentCategories
-from tslrec.pipeline.backbone import load_dataset
-from tslrec.pipeline.tslrec import build_preference_model, stage0, stage1_and_2
+from tslrec.pipeline.tslrec import build_preference_model
 
 NEIGHBOURS, FOLDS = 10, 5
 
@@ -50,9 +49,7 @@ def knn_accuracy(features: np.ndarray, labels: np.ndarray, seed: int) -> float:
 def main() -> None:
     args = arguments(__doc__)
     cfg = load_config(args.config, args.set)
-    dataset = load_dataset(cfg)
-    _, stage0_table = stage0(cfg, dataset, progress=False)
-    table_path, stages = stage1_and_2(cfg, dataset, stage0_table)
+    dataset, stage0_table, table_path, stages = llm_stages(cfg)
     categories = LatentCategories.load(
         stage1_dir(cfg.output_dir, stages["stage1_key"]) / CATEGORIES
     )

@@ -53,6 +53,19 @@ def machine() -> str:
     return f"{cpu}, {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else cpu
 
 
+def llm_stages(cfg):
+    """The dataset, stage 0's item table and stages 1-2 of ``cfg``, from the caches of `tslrec
+    run` with the same config (run where missing): ``(dataset, stage0 table, table path,
+    stages)``."""
+    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.tslrec import stage0, stage1_and_2
+
+    dataset = load_dataset(cfg)
+    _, stage0_table = stage0(cfg, dataset, progress=False)
+    table_path, stages = stage1_and_2(cfg, dataset, stage0_table)
+    return dataset, stage0_table, table_path, stages
+
+
 def result_name(*parts: str) -> str:
     """A JSON file name from its parts (dataset, model, overrides), safe on every file system."""
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join(parts))

@@ -14,19 +14,15 @@ Writes benchmarks/results/transmission-<dataset>[-<overrides>].json and prints i
 from __future__ import annotations
 
 import torch
-from common import arguments, machine, publish, result_name
+from common import arguments, llm_stages, machine, publish, result_name
 
 from tslrec.config import load_config
-from tslrec.pipeline.backbone import load_dataset
-from tslrec.pipeline.tslrec import stage0, stage1_and_2
 
 
 def main() -> None:
     args = arguments(__doc__)
     cfg = load_config(args.config, args.set)
-    dataset = load_dataset(cfg)
-    _, stage0_table = stage0(cfg, dataset, progress=False)
-    _, stages = stage1_and_2(cfg, dataset, stage0_table)
+    _, _, _, stages = llm_stages(cfg)
     sft = stages["sft"]
     figures = {
         "dataset": cfg.data.name,
