@@ -30,6 +30,7 @@ FIGURES = {
     "sft_loss",
     "category_sizes",
     "category_projection",
+    "transmission",
     "ndcg_by_history",
     "ndcg_by_popularity",
     "stage_costs",
@@ -58,6 +59,7 @@ def test_report_embeds_every_figure_and_writes_it_as_png(pipeline_config, tmp_pa
         assert (pixels != pixels[0]).any(), f"{name} is a single colour"
     for backbone in ("sasrec", "gru4rec"):
         assert f"<td>{backbone}</td><td>TSLRec (adapter)</td>" in page
+    assert "<td>head top-1, one-item prompts</td>" in page and "held-out loss (6 users)" in page
 
     outcome = CliRunner().invoke(app, ["report", str(cfg.output_dir), "--out", str(tmp_path)])
     assert outcome.exit_code == 0, outcome.output

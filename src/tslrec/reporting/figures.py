@@ -162,3 +162,24 @@ def stage_costs(costs: Mapping[str, float]) -> Figure:
     ax.set(title="Cost per stage", xlabel="seconds")
     ax.grid(axis="x", alpha=0.3)
     return fig
+
+
+def transmission_bars(bars: Mapping[str, tuple[float, float]]) -> Figure:
+    """Accuracy of naming an item's latent category, each bar beside the floor it must beat
+    (the grey tick): the head on one-item prompts, and the probes on each item table."""
+    fig = _figure(0.38 * len(bars) + 1.0)
+    ax = fig.subplots()
+    names = list(bars)
+    values = [bars[n][0] for n in names]
+    floors = [bars[n][1] for n in names]
+    colors = [ENHANCED_COLOR if "stage 2" in n or "head" in n else PLAIN_COLOR for n in names]
+    drawn = ax.barh(names, values, color=colors)
+    ax.bar_label(drawn, labels=[f"{v:.1%}" for v in values], padding=3, fontsize="small")
+    y = np.arange(len(names))
+    ax.vlines(floors, y - 0.4, y + 0.4, colors="0.3", linewidth=2, label="floor")
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.1)
+    ax.set(title="Do the categories reach the stage-2 table?", xlabel="accuracy")
+    ax.legend(loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    return fig

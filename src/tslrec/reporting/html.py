@@ -175,6 +175,43 @@ def _categories_section(run: RunArtifacts) -> Section:
     )
 
 
+def _transmission_section(run: RunArtifacts) -> Section | None:
+    """What stage 1 got through to stage 2 (`tslrec.llm.transmission`), where the run has it."""
+    diagnostics = run.results["stages"].get("transmission")
+    if not diagnostics:
+        return None
+    majority = float(run.categories.counts.max() / run.categories.counts.sum())
+    bars: dict[str, tuple[float, float]] = {}
+    rows = []
+    if head := diagnostics.get("head_one_item"):
+        bars["head top-1, one-item prompts"] = (head["top1"], head["majority_rate"])
+        bars["head top-5, one-item prompts"] = (head["top5"], head["top5_chance"])
+    for name, probe in diagnostics.get("probes", {}).items():
+        label = name.replace("stage0_", "stage 0 ").replace("stage2_", "stage 2 ")
+        label = label.replace("llm_before_sft", "LLM before SFT")
+        for kind in ("linear", "knn"):
+            bars[f"{label}: {kind} probe"] = (probe[kind], majority)
+    for name, (value, floor) in bars.items():
+        rows.append([name, f"{value:.1%}", f"{floor:.1%}"])
+    if held := diagnostics.get("heldout"):
+        rows.append(
+            [
+                f"held-out loss ({held['users']} users)",
+                f"{held['loss']:.4g}",
+                f"{held['mean_target_loss']:.4g}",
+            ]
+        )
+    return Section(
+        "Transmission: stage 1 to stage 2",
+        "Stage 2's table helps only if it carries what stage 1 taught: each item's latent "
+        "category. The fine-tuned head on each one-item prompt, and 5-fold linear and 10-NN "
+        "probes on the item tables, against the floor beside each (the largest category's share, "
+        "5/K for top-5; for the held-out loss, predicting the training users' mean target).",
+        [Plot("transmission", figures.transmission_bars(bars), "Grey ticks: the floors.")],
+        html_table(["figure", "value", "floor"], rows),
+    )
+
+
 def _breakdown_sections(run: RunArtifacts) -> list[Section]:
     dataset = run.dataset
     targets = [dataset.target(u, "test") for u in range(dataset.num_users)]
@@ -237,6 +274,7 @@ def build_sections(run: RunArtifacts) -> list[Section]:
         _results_section(run),
         _training_section(run),
         _categories_section(run),
+        *([section] if (section := _transmission_section(run)) else []),
         *_breakdown_sections(run),
         _cost_section(run),
     ]
