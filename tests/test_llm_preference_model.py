@@ -171,3 +171,23 @@ def test_head_accuracy_computed_by_hand() -> None:
     assert figures["top1"] == 0.25 and figures["mean_rank"] == 2.0
     assert figures["top5"] == 1.0 and figures["top5_chance"] == 1.0  # K = 3 < 5
     assert figures["majority_rate"] == 0.5 and figures["categories_predicted"] == 3
+
+
+def test_item_rows_started_from_stage0_keep_its_structure(tiny_lm) -> None:
+    from tslrec.llm.preference_model import item_start_rows
+
+    llm, tok = tiny_lm
+    gen = torch.Generator().manual_seed(1)
+    table = torch.randn(10, 6, generator=gen)
+    table[1] = table[0] + 1e-3  # items 1 and 2 are neighbours in stage 0, item 10 is far
+    start = item_start_rows(table, 32)
+    torch.testing.assert_close(start, item_start_rows(table, 32))  # fixed projection
+    assert start.shape == (10, 32)
+    torch.testing.assert_close(start.mean(dim=0), torch.zeros(32), atol=1e-5, rtol=0)
+    builder = PromptBuilder(tok, PromptConfig(rendering="id_token", max_tokens=64), 10)
+    ids = builder.item_token_ids[1:]
+    grow_embeddings(llm, builder.vocab_size, ids, start)
+    rows = llm.get_input_embeddings().weight[ids].detach()
+    assert torch.dist(rows[0], rows[1]) < 0.05 * torch.dist(rows[0], rows[9])
+    with pytest.raises(TslrecError, match="item start rows have shape"):
+        grow_embeddings(llm, builder.vocab_size, ids, start[:, :5])

@@ -121,3 +121,28 @@ def test_the_public_api_is_the_listed_names_loaded_on_first_use():
 
     assert sorted(tslrec.__all__) == sorted(tslrec._PUBLIC)
     assert all(callable(getattr(tslrec, name)) for name in tslrec.__all__)
+
+
+def test_item_rows_start_from_the_stage0_table_when_asked(pipeline_config):
+    import torch
+
+    from tslrec.errors import TslrecError
+    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.tslrec import build_preference_model
+
+    cfg = pipeline_config(sft={"item_rows": "stage0"})
+    dataset = load_dataset(cfg)
+    table = torch.randn(dataset.num_items, 8, generator=torch.Generator().manual_seed(0))
+    table[1] = table[0]  # two items stage 0 cannot tell apart start as one row
+
+    def item_rows(config, stage0_table):
+        model, builder = build_preference_model(config, dataset, 4, stage0_table)
+        ids = torch.tensor(builder.item_token_ids[1:])
+        return model.llm.get_input_embeddings()(ids).detach()
+
+    from_stage0 = item_rows(cfg, table)
+    torch.testing.assert_close(from_stage0[0], from_stage0[1])
+    random = item_rows(pipeline_config(), table)  # the default draw ignores the table
+    assert not torch.allclose(random[0], random[1])
+    with pytest.raises(TslrecError, match="needs stage 0's item table"):
+        build_preference_model(cfg, dataset, 4)

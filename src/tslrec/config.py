@@ -162,6 +162,9 @@ class SFTConfig(StrictModel):
     # `random`: small Gaussian weights, so the adapters get a gradient from the first step
     # (zero weights pass none back until the head has grown)
     head_init: Literal["zero", "random"] = "random"
+    # id_token item rows start as seeded random rows, or from stage 0's item table through a
+    # fixed random projection (`stage0`), at the same mean and spread
+    item_rows: Literal["random", "stage0"] = "random"
     # learning rate: linear warm-up over this share of all steps, then `schedule`
     warmup: float = Field(0.0, ge=0.0, lt=1.0)
     schedule: Literal["constant", "cosine"] = "constant"

@@ -60,13 +60,20 @@ def preference_loss(g_hat: torch.Tensor, target: torch.Tensor, loss: str) -> tor
     raise TslrecError(f"sft.loss '{loss}': expected 'mse' or 'kl'")
 
 
-def grow_embeddings(llm: PreTrainedModel, vocab_size: int, new_token_ids: Sequence[int]) -> None:
+def grow_embeddings(
+    llm: PreTrainedModel,
+    vocab_size: int,
+    new_token_ids: Sequence[int],
+    start: torch.Tensor | None = None,
+) -> None:
     """Give tokens added to the tokenizer (e.g. item tokens) embedding rows of their own.
 
     Their rows are drawn around the mean/std of the rows before them with a fixed seed, so they
     look like ordinary tokens, differ from each other, and are identical in every process. That
     holds too where the matrix already has rows for them: vocabularies padded to a round size
     (Qwen's, for one) keep unused rows past the tokenizer, holding whatever training left there.
+    ``start`` (one row per new token, in id order, standardised) replaces the random draw: the
+    rows then sit at the same mean and spread but carry its structure (``item_start_rows``).
     """
     if llm.get_input_embeddings().weight.shape[0] < vocab_size:
         llm.resize_token_embeddings(vocab_size, mean_resizing=False)
@@ -77,9 +84,24 @@ def grow_embeddings(llm: PreTrainedModel, vocab_size: int, new_token_ids: Sequen
     with torch.no_grad():
         base = weight[: new[0]].float()
         gen = torch.Generator().manual_seed(NEW_TOKEN_INIT_SEED)
-        noise = torch.randn(len(new), weight.shape[1], generator=gen)
-        rows = base.mean(dim=0) + base.std(dim=0) * noise
+        noise = torch.randn(len(new), weight.shape[1], generator=gen) if start is None else start
+        if noise.shape != (len(new), weight.shape[1]):
+            raise TslrecError(
+                f"item start rows have shape {tuple(noise.shape)}, "
+                f"expected {(len(new), weight.shape[1])}"
+            )
+        rows = base.mean(dim=0) + base.std(dim=0) * noise.float()
         weight[torch.tensor(new, device=weight.device)] = rows.to(weight.dtype).to(weight.device)
+
+
+def item_start_rows(table: torch.Tensor, dim: int, seed: int = NEW_TOKEN_INIT_SEED) -> torch.Tensor:
+    """Stage 0's item table (N, H) through a fixed seeded random projection to the LLM's width,
+    standardised per dimension: item rows that start where the collaborative space puts them
+    (``sft.item_rows = stage0``), at the spread of the random start."""
+    gen = torch.Generator().manual_seed(seed)
+    projection = torch.randn(table.shape[1], dim, generator=gen) / table.shape[1] ** 0.5
+    rows = table.float() @ projection
+    return (rows - rows.mean(dim=0)) / rows.std(dim=0).clamp_min(1e-8)
 
 
 def last_layers(llm: PreTrainedModel, count: int | None) -> list[int] | None:
@@ -142,12 +164,14 @@ class PreferenceModel(nn.Module):
         cfg: SFTConfig,
         trainable_token_ids: Sequence[int] | None = None,
         vocab_size: int | None = None,
+        start_rows: torch.Tensor | None = None,
     ) -> None:
         """Wrap ``llm`` (modified in place by peft).
 
         ``trainable_token_ids``: vocabulary ids whose embedding rows train alongside the adapters
         (the ``id_token`` item tokens; pass ``builder.item_token_ids``, index 0 = -1 is ignored).
         ``vocab_size``: grow the embedding matrix to this size first (pass ``builder.vocab_size``).
+        ``start_rows``: where the new rows start (``grow_embeddings``), default a seeded draw.
         """
         super().__init__()
         token_ids = sorted({int(t) for t in (trainable_token_ids or []) if int(t) >= 0})
@@ -157,7 +181,7 @@ class PreferenceModel(nn.Module):
                 f"token id {token_ids[-1]} has no embedding row ({rows} rows); pass vocab_size"
             )
         if vocab_size is not None:
-            grow_embeddings(llm, vocab_size, token_ids)
+            grow_embeddings(llm, vocab_size, token_ids, start_rows)
         lora = LoraConfig(
             r=cfg.lora_r,
             lora_alpha=cfg.lora_alpha,

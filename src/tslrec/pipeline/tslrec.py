@@ -17,6 +17,7 @@ from accelerate.utils import set_seed
 
 from tslrec.config import Config, save_config
 from tslrec.data.dataset import SequenceDataset
+from tslrec.errors import TslrecError
 from tslrec.evaluation.formatting import comparison_table
 from tslrec.evaluation.significance import paired_test_of_runs
 from tslrec.io import atomic_path, read_json, save_tensors, write_json
@@ -32,7 +33,7 @@ from tslrec.llm import sft as sft_stage
 from tslrec.llm.augment import TENSOR_NAME, embed_items, load_item_embeddings, stats_path
 from tslrec.llm.backbone import load_causal_lm
 from tslrec.llm.categories import LatentCategories, fit_categories
-from tslrec.llm.preference_model import PreferenceModel, readout
+from tslrec.llm.preference_model import PreferenceModel, item_start_rows, readout
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.llm.transmission import transmission, transmission_lines
 from tslrec.models.item_embedding import build_item_embedding, table_fingerprint
@@ -62,9 +63,14 @@ def stage0(cfg: Config, dataset: SequenceDataset, progress: bool) -> tuple[dict,
 
 
 def build_preference_model(
-    cfg: Config, dataset: SequenceDataset, num_categories: int
+    cfg: Config,
+    dataset: SequenceDataset,
+    num_categories: int,
+    stage0_table: torch.Tensor | None = None,
 ) -> tuple[PreferenceModel, PromptBuilder]:
-    """The LLM with fresh LoRA adapters and head, and the prompt builder for this dataset."""
+    """The LLM with fresh LoRA adapters and head, and the prompt builder for this dataset.
+
+    ``stage0_table`` (N, H) is where id_token rows start under ``sft.item_rows = stage0``."""
     llm, tokenizer = load_causal_lm(cfg.llm)
     text = dataset.has_text
     builder = PromptBuilder(
@@ -74,9 +80,14 @@ def build_preference_model(
         dataset.titles if text else None,
         dataset.attributes if text else None,
     )
+    start = None
+    if builder.item_token_ids and cfg.sft.item_rows == "stage0":
+        if stage0_table is None:
+            raise TslrecError("sft.item_rows = stage0 needs stage 0's item table")
+        start = item_start_rows(stage0_table, int(llm.config.hidden_size))
     set_seed(cfg.sft.seed)
     model = PreferenceModel(
-        llm, num_categories, cfg.sft, builder.item_token_ids, builder.vocab_size
+        llm, num_categories, cfg.sft, builder.item_token_ids, builder.vocab_size, start
     )
     return model, builder
 
@@ -136,7 +147,7 @@ def _llm_stages(
     seconds_categories = time.perf_counter() - start
 
     start = time.perf_counter()
-    model, builder = build_preference_model(cfg, dataset, categories.k)
+    model, builder = build_preference_model(cfg, dataset, categories.k, item_embeddings)
     seconds_load = time.perf_counter() - start
 
     start = time.perf_counter()  # the LLM's one-item states before any fine-tuning
