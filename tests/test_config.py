@@ -1,6 +1,6 @@
 import pytest
 
-from tslrec.config import ExperimentConfig, load_config, load_experiment, only_seeds
+from tslrec.config import DataConfig, ExperimentConfig, load_config, load_experiment, only_seeds
 from tslrec.errors import ConfigError
 
 
@@ -94,3 +94,18 @@ def test_per_backbone_settings_reach_only_their_backbone_and_apply_once():
     assert gru4rec.for_backbone("gru4rec") == gru4rec  # resolved: nothing left to apply
     assert cfg.for_backbone("sasrec").train.lr == cfg.for_backbone("bert4rec").train.lr == 0.002
     assert cfg.for_backbone("sasrec").train == cfg.train  # untouched backbones: the same keys
+
+
+@pytest.mark.parametrize(
+    ("fmt", "path", "name"),
+    [
+        ("lcrec", "data/office/Office_Products.inter.json", "Office_Products"),
+        ("sequences", "Toys_and_Games.txt", "Toys_and_Games"),
+        ("table", "logs/clicks.csv.gz", "clicks"),
+        ("atomic", "ml/my-data.inter", "my-data"),
+    ],
+)
+def test_a_users_files_name_the_run(fmt: str, path: str, name: str) -> None:
+    assert DataConfig(format=fmt, path=path).name == name
+    assert DataConfig(format=fmt, path=path, name="chosen").name == "chosen"
+    assert DataConfig().name == "ml-100k"

@@ -396,3 +396,92 @@ def test_review_with_non_numeric_rating(tmp_path: Path) -> None:
     review = {"reviewerID": "A", "asin": "B", "overall": "great", "unixReviewTime": 1}
     message = error(cfg("amazon-reviews", write(tmp_path / "r.jsonl", jsonl([review]))))
     assert "line 1" in message and "column 'overall'" in message and "'great'" in message
+
+
+# --- published sequence files -----------------------------------------------------------------
+
+
+def test_sequences_positions_are_the_time(tmp_path: Path) -> None:
+    path = write(tmp_path / "Toys.txt", "1 5 3 5\n\n2\t9 1\n")
+    raw = load_raw(cfg("sequences", path))
+    assert raw.interactions.rows() == [
+        ("1", "5", 0.0, None),
+        ("1", "3", 1.0, None),
+        ("1", "5", 2.0, None),
+        ("2", "9", 0.0, None),
+        ("2", "1", 1.0, None),
+    ]
+    assert raw.items is None
+
+
+def test_sequences_user_without_items(tmp_path: Path) -> None:
+    message = error(cfg("sequences", write(tmp_path / "s.txt", "1 2 3\n7\n")))
+    assert "s.txt, line 2" in message and "at least one item" in message and "'7'" in message
+
+
+def test_sequences_user_twice(tmp_path: Path) -> None:
+    message = error(cfg("sequences", write(tmp_path / "s.txt", "1 2 3\n2 4\n1 5\n")))
+    assert "s.txt, line 3" in message and "'1'" in message and "line 1" in message
+
+
+def test_sequences_empty(tmp_path: Path) -> None:
+    assert "no sequences" in error(cfg("sequences", write(tmp_path / "s.txt", "\n \n")))
+
+
+def test_lcrec_with_item_text(tmp_path: Path) -> None:
+    inter = write(tmp_path / "Office.inter.json", json.dumps({"0": [3, 1], "1": ["1", 2]}))
+    item_text = {
+        "1": {"title": "Stapler", "brand": "Acme", "description": "  Staples\n paper. "},
+        "2": {"title": "Pen", "brand": "", "description": ""},
+        "3": {"title": ["Desk", "lamp"], "brand": "Lux"},
+        "8": {"title": "Never bought"},
+    }
+    items = write(tmp_path / "Office.item.json", json.dumps(item_text, indent=2))
+    raw = load_raw(cfg("lcrec", inter, items))
+    assert raw.interactions.rows() == [
+        ("0", "3", 0.0, None),
+        ("0", "1", 1.0, None),
+        ("1", "1", 0.0, None),
+        ("1", "2", 1.0, None),
+    ]
+    assert raw.items is not None
+    assert raw.items.rows() == [
+        ("1", "Stapler", "brand: Acme; description: Staples paper."),
+        ("2", "Pen", None),
+        ("3", "Desk lamp", "brand: Lux"),
+    ]
+
+
+def test_lcrec_invalid_json_names_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.inter.json", '{\n  "0": [1, 2],\n  "1": [3,, 4]\n}\n')
+    message = error(cfg("lcrec", path))
+    assert "x.inter.json, line 3" in message and "column 11" in message
+
+
+@pytest.mark.parametrize("value", ["[]", '"7"', "[1, null]", "[1, 2.5]", "{}"])
+def test_lcrec_bad_sequence_names_its_user(tmp_path: Path, value: str) -> None:
+    path = write(tmp_path / "x.inter.json", '{\n  "0": [1, 2],\n  "u9": ' + value + "\n}\n")
+    message = error(cfg("lcrec", path))
+    assert "x.inter.json, line 3" in message and "'u9'" in message and "list of item ids" in message
+
+
+def test_lcrec_top_level_not_an_object(tmp_path: Path) -> None:
+    message = error(cfg("lcrec", write(tmp_path / "x.inter.json", "[[1, 2]]")))
+    assert "x.inter.json" in message and "expected a JSON object" in message and "list" in message
+
+
+def test_lcrec_item_text_not_an_object(tmp_path: Path) -> None:
+    inter = write(tmp_path / "x.inter.json", '{"0": [1]}')
+    items = write(tmp_path / "x.item.json", '{\n  "1": {"title": "A"},\n  "2": "B"\n}')
+    message = error(cfg("lcrec", inter, items))
+    assert "x.item.json, line 3" in message and "item '2'" in message and "title" in message
+
+
+def test_lcrec_deep_nesting_is_a_data_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.inter.json", '{"0": ' + "[" * 100000 + "]" * 100000 + "}")
+    assert "x.inter.json" in error(cfg("lcrec", path))
+
+
+def test_lcrec_empty(tmp_path: Path) -> None:
+    assert "empty" in error(cfg("lcrec", write(tmp_path / "x.inter.json", "")))
+    assert "no users" in error(cfg("lcrec", write(tmp_path / "y.inter.json", "{}")))

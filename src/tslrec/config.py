@@ -48,7 +48,9 @@ class ItemColumnMapping(StrictModel):
 
 class DataConfig(StrictModel):
     name: str = "ml-100k"
-    format: Literal["builtin", "atomic", "table", "amazon-ratings", "amazon-reviews"] = "builtin"
+    format: Literal[
+        "builtin", "atomic", "table", "amazon-ratings", "amazon-reviews", "sequences", "lcrec"
+    ] = "builtin"
     path: Path | None = None
     item_path: Path | None = None
     columns: ColumnMapping = Field(default_factory=ColumnMapping)
@@ -58,6 +60,30 @@ class DataConfig(StrictModel):
     k_core: int = Field(5, ge=0)
     negatives_seed: int = 0
     num_sampled_negatives: int = Field(100, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_from_path(cls, values: Any) -> Any:
+        """A user's files name the run ("Office_Products", not the built-in default "ml-100k")."""
+        if (
+            isinstance(values, dict)
+            and "name" not in values
+            and values.get("path")
+            and values.get("format", "builtin") != "builtin"
+        ):
+            values = {**values, "name": dataset_name(Path(values["path"]))}
+        return values
+
+
+_DATA_SUFFIXES = (".gz", ".json", ".jsonl", ".txt", ".csv", ".tsv", ".parquet", ".inter")
+
+
+def dataset_name(path: Path) -> str:
+    """A file's name without its data suffixes: Office_Products.inter.json -> Office_Products."""
+    name = path.name
+    while Path(name).suffix.lower() in _DATA_SUFFIXES and Path(name).stem:
+        name = Path(name).stem
+    return name
 
 
 class ModelConfig(StrictModel):

@@ -105,6 +105,8 @@ def load_raw(cfg: DataConfig) -> RawData:
         "table": _load_table,
         "amazon-ratings": _load_amazon_ratings,
         "amazon-reviews": _load_amazon_reviews,
+        "sequences": _load_sequences,
+        "lcrec": _load_lcrec,
     }
     return loaders[cfg.format](cfg)
 
@@ -589,4 +591,152 @@ def _load_amazon_reviews(cfg: DataConfig) -> RawData:
             schema={"item": pl.String, "title": pl.String, "attributes": pl.String},
             orient="row",
         ).unique(subset="item", keep="first", maintain_order=True)
+    return RawData(interactions, items, str(path))
+
+
+# --- published sequence files (S3Rec text, LC-Rec JSON) -------------------------------------
+#
+# The sparse-data papers publish each user's items in time order without timestamps: the
+# position in the sequence is the time, so it becomes the timestamp (0, 1, 2, ... per user).
+
+
+def _sequence_frame(sequences: list[tuple[str, list[str]]]) -> pl.DataFrame:
+    """Interactions from (user, items in time order), the position standing in for the time."""
+    users = [user for user, items in sequences for _ in items]
+    items = [item for _, seq in sequences for item in seq]
+    times = [float(t) for _, seq in sequences for t in range(len(seq))]
+    return pl.DataFrame(
+        {
+            "user": pl.Series(users, dtype=pl.String),
+            "item": pl.Series(items, dtype=pl.String),
+            "timestamp": pl.Series(times, dtype=pl.Float64),
+            "rating": pl.Series([None] * len(items), dtype=pl.Float64),
+        }
+    )
+
+
+def _load_sequences(cfg: DataConfig) -> RawData:
+    """The S3Rec / CL4SRec / ICLRec text file: one user per line, `user item item ...`."""
+    path = _existing(cfg.path, "data.path")
+    sequences: list[tuple[str, list[str]]] = []
+    first_line: dict[str, int] = {}
+    with _decoding(path), _open_text(path) as fh:
+        for line_no, line in enumerate(fh, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) < 2:
+                raise DataError(
+                    f"expected a user id followed by at least one item id, found {fields[0]!r} "
+                    "alone",
+                    path=path,
+                    line=line_no,
+                )
+            user = fields[0]
+            if user in first_line:
+                raise DataError(
+                    f"user {user!r} already has a line (line {first_line[user]}): expected "
+                    "one line per user",
+                    path=path,
+                    line=line_no,
+                )
+            first_line[user] = line_no
+            sequences.append((user, fields[1:]))
+    if not sequences:
+        raise DataError(
+            "file contains no sequences: expected lines `user item item ...`", path=path
+        )
+    return RawData(_sequence_frame(sequences), None, str(path))
+
+
+def _json_line(text: str, key: str) -> int | None:
+    """The line on which `"key":` first appears, so an error about a value can point at it."""
+    at = text.find(json.dumps(key) + ":")
+    if at < 0:
+        at = text.find(json.dumps(key))
+    return None if at < 0 else text.count("\n", 0, at) + 1
+
+
+def _json_object(path: Path) -> tuple[dict[str, Any], str]:
+    """A whole-file JSON object and its text (kept to locate bad values)."""
+    with _decoding(path), _open_text(path) as fh:
+        text = fh.read()
+    if not text.strip():
+        raise DataError("file is empty: expected a JSON object", path=path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(
+            f"not valid JSON ({err.msg} at column {err.colno})", path=path, line=err.lineno
+        ) from None
+    except RecursionError:
+        raise DataError("JSON nested too deeply to read", path=path) from None
+    if not isinstance(data, dict):
+        raise DataError(
+            f"expected a JSON object at the top, found a {type(data).__name__}", path=path, line=1
+        )
+    return data, text
+
+
+def _json_id(value: Any) -> str | None:
+    """An id as text: JSON strings and integers are ids; anything else is not."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or value == "":
+        return None
+    return str(value)
+
+
+def _lcrec_sequences(path: Path) -> list[tuple[str, list[str]]]:
+    data, text = _json_object(path)
+    sequences = []
+    for user, items in data.items():
+        ids = [_json_id(item) for item in items] if isinstance(items, list) else [None]
+        if not ids or None in ids:
+            raise DataError(
+                f"user {user!r}: expected a non-empty list of item ids (strings or integers), "
+                f"found {json.dumps(items)[:60]}",
+                path=path,
+                line=_json_line(text, user),
+            )
+        sequences.append((user, [i for i in ids if i is not None]))
+    if not sequences:
+        raise DataError('file contains no users: expected {"user": [item, ...], ...}', path=path)
+    return sequences
+
+
+def _lcrec_text(value: Any) -> str | None:
+    """A metadata field as clean text; LC-Rec files hold strings, sometimes lists of them."""
+    parts = _flatten(value)
+    text = " ".join(" ".join(p.split()) for p in parts).strip()
+    return text or None
+
+
+def _lcrec_items(path: Path, known: set[str]) -> pl.DataFrame:
+    """Item text from `*.item.json`: title as the title, brand and description as attributes."""
+    data, text = _json_object(path)
+    rows = []
+    for item, fields in data.items():
+        if not isinstance(fields, dict):
+            raise DataError(
+                f"item {item!r}: expected an object with title / brand / description, found "
+                f"{json.dumps(fields)[:60]}",
+                path=path,
+                line=_json_line(text, item),
+            )
+        if item not in known:
+            continue  # metadata may cover the whole catalogue; keep the interacted items
+        attrs = [(k, _lcrec_text(fields.get(k))) for k in ("brand", "description")]
+        attributes = "; ".join(f"{k}: {v}" for k, v in attrs if v) or None
+        rows.append((item, _lcrec_text(fields.get("title")), attributes))
+    schema = {"item": pl.String, "title": pl.String, "attributes": pl.String}
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def _load_lcrec(cfg: DataConfig) -> RawData:
+    """LC-Rec JSON: `*.inter.json` `{"user": [item, ...]}` plus optional `*.item.json` text."""
+    path = _existing(cfg.path, "data.path")
+    interactions = _sequence_frame(_lcrec_sequences(path))
+    items = None
+    if cfg.item_path is not None:
+        known = set(interactions["item"].unique().to_list())
+        items = _lcrec_items(_existing(cfg.item_path, "data.item_path"), known)
     return RawData(interactions, items, str(path))
