@@ -68,6 +68,12 @@ def test_experiment_runs_every_cell_once_and_writes_a_tidy_table(experiment_file
     assert row["plain_NDCG@10_std"] == pytest.approx(abs(k3[0] - k3[1]) / np.sqrt(2))
     assert row["paired_users"] == 60
     assert "| dataset | categories.k | backbone |" in (out / "summary.md").read_text()
+    # full ranking scored the sampled protocol beside it; no item here is tail (< 4 interactions)
+    sampled = plain.filter(pl.col("grid_value") == "3")["sampled_NDCG@10"].to_numpy()
+    assert row["plain_sampled_NDCG@10_mean"] == pytest.approx(sampled.mean())
+    assert row["paired_sampled_users"] == 60 and row["tail_users"] == 0
+    assert "paired_tail_ttest_p" not in row
+    assert "| sampled negatives, all users | 60 |" in (out / "summary.md").read_text()
     assert summarize(results).equals(summary)
 
 

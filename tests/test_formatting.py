@@ -75,3 +75,21 @@ def _summary_row() -> dict:
         row |= {f"enhanced_{metric}_mean": enhanced, f"enhanced_{metric}_std": 0.02}
         row[f"change_{metric}_%"] = (enhanced / plain - 1) * 100
     return row
+
+
+def test_the_tail_and_sampled_views_get_a_row_each_under_the_main_table():
+    row = _summary_row()
+    row |= {"paired_tail_ttest_p": 0.04, "paired_tail_wilcoxon_p": 0.06, "paired_tail_users": 7}
+    for metric, plain, enhanced in (("tail_NDCG@10", 0.02, 0.03), ("tail_HR@10", 0.05, 0.04)):
+        row |= {f"plain_{metric}_mean": plain, f"plain_{metric}_std": 0.001}
+        row |= {f"enhanced_{metric}_mean": enhanced, f"enhanced_{metric}_std": 0.002}
+        row[f"change_{metric}_%"] = (enhanced / plain - 1) * 100
+    main, views = summary_table([row]).split("\n\n")
+    assert main == summary_table([_summary_row()])
+    header, rule, line = views.splitlines()
+    assert header.startswith("| dataset | backbone | view | users | plain NDCG@10 |")
+    assert rule == "|---|---|---|" + "---:|" * 9
+    assert line == (
+        "| d | sasrec | tail targets | 7 | 0.0200 ± 0.0010 | 0.0300 ± 0.0020 | +50.0% "
+        "| 0.0500 ± 0.0010 | 0.0400 ± 0.0020 | -20.0% | 0.04 | 0.06 |"
+    )

@@ -125,6 +125,9 @@ class EvalConfig(StrictModel):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
     mask_seen: bool = False
     batch_size: int = Field(512, ge=1)
+    # test targets with fewer training interactions than this are the tail, scored apart
+    # (LLMEmb's rule: popularity below 4); full ranking also scores the sampled protocol beside it
+    tail_below: int = Field(4, ge=1)
 
     @field_validator("ks")
     @classmethod

@@ -77,6 +77,13 @@ class SequenceDataset:
     def train_sequences(self) -> list[np.ndarray]:
         return [s[:-2] for s in self.sequences]
 
+    @cached_property
+    def item_counts(self) -> np.ndarray:
+        """Training interactions per item id (index 0, padding, counts 0): an item's popularity."""
+        counts = np.bincount(np.concatenate(self.train_sequences()), minlength=self.num_items + 1)
+        counts[0] = 0
+        return counts
+
     def history(self, user: int, split: Split) -> np.ndarray:
         """Items the model may see when predicting the split's target."""
         return self.sequences[user][:-2] if split == "valid" else self.sequences[user][:-1]

@@ -11,7 +11,7 @@ import torch
 from tslrec.config import EvalConfig
 from tslrec.data.dataset import SequenceDataset, Split, left_pad
 from tslrec.errors import TslrecError
-from tslrec.evaluation.metrics import metrics_from_ranks, target_ranks
+from tslrec.evaluation.metrics import ranking_summary, target_ranks
 from tslrec.models.base import SequentialRecommender
 
 
@@ -42,15 +42,20 @@ def _mask_seen(scores: torch.Tensor, hist: torch.Tensor, targets: torch.Tensor) 
 def evaluate(
     model: SequentialRecommender, dataset: SequenceDataset, split: Split, cfg: EvalConfig
 ) -> EvalResult:
-    """Rank each user's held-out item; the padding item 0 is never a candidate."""
-    if cfg.protocol == "sampled" and dataset.negatives(split).shape[1] == 0:
+    """Rank each user's held-out item; the padding item 0 is never a candidate.
+
+    Full ranking also ranks the target among the split's sampled negatives (`sampled_rank`),
+    from the same scores, so one run reports both protocols the literature uses.
+    """
+    negatives = dataset.negatives(split)
+    if cfg.protocol == "sampled" and negatives.shape[1] == 0:
         raise TslrecError("the dataset has no sampled negatives (its catalogue is too small)")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     users = np.arange(dataset.num_users)
     targets_all = np.array([dataset.target(u, split) for u in users])
-    ranks = []
+    ranks, sampled = [], []
     for start in range(0, len(users), cfg.batch_size):
         batch = users[start : start + cfg.batch_size]
         hist = torch.from_numpy(dataset.histories(batch, split, model.cfg.max_len)).to(device)
@@ -61,15 +66,20 @@ def evaluate(
             full = [dataset.history(u, split) for u in batch]
             seen = torch.from_numpy(left_pad(full, max(map(len, full)))).to(device)
             scores = _mask_seen(scores, seen, targets)
-        if cfg.protocol == "sampled":
-            negatives = torch.from_numpy(dataset.negatives(split)[batch]).to(device)
-            scores = torch.cat([scores.gather(1, targets[:, None]), scores.gather(1, negatives)], 1)
-            ranks.append(target_ranks(scores, scores[:, 0]).cpu())
-        else:
-            ranks.append(target_ranks(scores, scores.gather(1, targets[:, None]).squeeze(1)).cpu())
+        target_scores = scores.gather(1, targets[:, None])
+        if negatives.shape[1]:
+            drawn = scores.gather(1, torch.from_numpy(negatives[batch]).to(device))
+            candidates = torch.cat([target_scores, drawn], 1)  # the target among its negatives
+            sampled.append(target_ranks(candidates, target_scores.squeeze(1)).cpu())
+        ranks.append(target_ranks(scores, target_scores.squeeze(1)).cpu())
     model.train(was_training)
-    rank_arr = torch.cat(ranks).numpy()
-    per_user = pl.DataFrame({"user_idx": users, "target": targets_all, "rank": rank_arr})
+    columns = {"user_idx": users, "target": targets_all}
+    columns["tail"] = dataset.item_counts[targets_all] < cfg.tail_below
+    if sampled:
+        columns["sampled_rank"] = torch.cat(sampled).numpy()
+    full_ranks = torch.cat(ranks).numpy()
+    columns["rank"] = columns.pop("sampled_rank") if cfg.protocol == "sampled" else full_ranks
+    per_user = pl.DataFrame(columns)
     return EvalResult(
-        split, cfg.protocol, cfg.mask_seen, metrics_from_ranks(rank_arr, cfg.ks), per_user
+        split, cfg.protocol, cfg.mask_seen, ranking_summary(per_user, cfg.ks), per_user
     )

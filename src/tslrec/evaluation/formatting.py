@@ -10,6 +10,14 @@ from collections.abc import Sequence
 
 VARIANTS = ("plain", "enhanced")
 SUMMARY_METRICS = ("NDCG@10", "HR@10")
+# prefixes of the metrics of each view of a test evaluation (see evaluation.metrics), and names
+VIEWS = ("", "tail_", "sampled_", "sampled_tail_")
+VIEW_NAMES = {
+    "": "all users",
+    "tail_": "tail targets",
+    "sampled_": "sampled negatives, all users",
+    "sampled_tail_": "sampled negatives, tail targets",
+}
 
 
 def cutoffs(metrics: dict[str, float]) -> list[int]:
@@ -38,7 +46,16 @@ def mean_std(mean: float, std: float, seeds: int) -> str:
 
 
 def summary_table(rows: Sequence[dict]) -> str:
-    """An experiment summary (`tslrec.pipeline.experiment.summarize` rows) as Markdown."""
+    """An experiment summary (`tslrec.pipeline.experiment.summarize` rows) as Markdown: the
+    main table, then, where the runs scored them, the tail and sampled-protocol views."""
+    tables = [_view_table(rows, "")]
+    views = [v for v in VIEWS[1:] if rows and f"paired_{v}ttest_p" in rows[0]]
+    if views:
+        tables.append(_views_table(rows, views))
+    return "\n\n".join(tables)
+
+
+def _view_table(rows: Sequence[dict], view: str) -> str:
     grid_key = next((r["grid_key"] for r in rows if r.get("grid_key")), None)
     header = ["dataset", *([grid_key] if grid_key else []), "backbone", "seeds"]
     for metric in SUMMARY_METRICS:
@@ -48,15 +65,35 @@ def summary_table(rows: Sequence[dict]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * text + "---:|" * (len(header) - text)]
     for r in rows:
         value = [str(json.loads(r["grid_value"]))] if grid_key else []  # stored as JSON text
-        cells = [r["dataset"], *value, r["backbone"]]
-        cells.append(str(r["seeds"]))
-        for metric in SUMMARY_METRICS:
-            for variant in VARIANTS:
-                mean, std = r[f"{variant}_{metric}_mean"], r[f"{variant}_{metric}_std"]
-                cells.append(mean_std(mean, std, r["seeds"]))
-            cells.append(signed_percent(r[f"change_{metric}_%"]))
-        cells += [f"{r['paired_ttest_p']:.3g}", f"{r['paired_wilcoxon_p']:.3g}"]
+        cells = [r["dataset"], *value, r["backbone"], str(r["seeds"])]
+        cells += _view_cells(r, view)
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _view_cells(r: dict, view: str) -> list[str]:
+    cells = []
+    for metric in (f"{view}{m}" for m in SUMMARY_METRICS):
+        for variant in VARIANTS:
+            mean, std = r[f"{variant}_{metric}_mean"], r[f"{variant}_{metric}_std"]
+            cells.append(mean_std(mean, std, r["seeds"]))
+        cells.append(signed_percent(r[f"change_{metric}_%"]))
+    return [*cells, f"{r[f'paired_{view}ttest_p']:.3g}", f"{r[f'paired_{view}wilcoxon_p']:.3g}"]
+
+
+def _views_table(rows: Sequence[dict], views: Sequence[str]) -> str:
+    """One row per (run, view): how the gain splits between popular and tail test targets and
+    between full ranking and sampled negatives."""
+    header = ["dataset", "backbone", "view", "users"]
+    for metric in SUMMARY_METRICS:
+        header += [f"plain {metric}", f"TSLRec {metric}", "change"]
+    header += ["paired t p (NDCG@10)", "Wilcoxon p"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * 3 + "---:|" * (len(header) - 3)]
+    for r in rows:
+        for view in views:
+            users = r[f"paired_{view}users"]
+            cells = [r["dataset"], r["backbone"], VIEW_NAMES[view], str(users)]
+            lines.append("| " + " | ".join(cells + _view_cells(r, view)) + " |")
     return "\n".join(lines)
 
 
@@ -77,4 +114,22 @@ def comparison_table(results: dict) -> tuple[list[str], list[list[str]]]:
             [name, f"TSLRec ({row['mode']})", *(f"{enhanced[m]:.4f}" for m in metrics), p_value],
             [name, "change", *(percent_change(plain[m], enhanced[m]) for m in metrics), ""],
         ]
+    return header, body
+
+
+def views_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the plain-vs-enhanced NDCG@10 / HR@10 in the other views of the test
+    evaluation (tail targets, sampled negatives), with each view's paired test; no rows for
+    results that scored none."""
+    header = ["backbone", "view", "users", "plain NDCG@10", "TSLRec NDCG@10", "change"]
+    header += ["plain HR@10", "TSLRec HR@10", "change", "paired p (NDCG@10)"]
+    body = []
+    for row in results["rows"]:
+        for view, test in row.get("paired_test_views", {}).items():
+            plain, enhanced = row["plain"], row["enhanced"]
+            cells = [row["backbone"], VIEW_NAMES[view], str(test["users"])]
+            for metric in (f"{view}NDCG@10", f"{view}HR@10"):
+                before, after = plain[metric], enhanced[metric]
+                cells += [f"{before:.4f}", f"{after:.4f}", percent_change(before, after)]
+            body.append([*cells, f"{test['ttest_p']:.3g}"])
     return header, body

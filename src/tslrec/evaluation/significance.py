@@ -12,9 +12,9 @@ from tslrec.evaluation.metrics import ndcg_at
 from tslrec.layout import PER_USER
 
 
-def per_user_ndcg(per_user: pl.DataFrame, k: int = 10) -> np.ndarray:
-    """NDCG@k of each user from the saved ranks, in user order."""
-    return ndcg_at(per_user.sort("user_idx")["rank"].to_numpy(), k)
+def per_user_ndcg(per_user: pl.DataFrame, k: int = 10, rank: str = "rank") -> np.ndarray:
+    """NDCG@k of each user from the saved ranks (column `rank`), in user order."""
+    return ndcg_at(per_user.sort("user_idx")[rank].to_numpy(), k)
 
 
 def paired_test_scores(baseline: np.ndarray, treatment: np.ndarray) -> dict[str, float]:
@@ -33,6 +33,32 @@ def paired_test_scores(baseline: np.ndarray, treatment: np.ndarray) -> dict[str,
 def paired_test(baseline: pl.DataFrame, treatment: pl.DataFrame, k: int = 10) -> dict[str, float]:
     """Paired tests of two models' saved per-user ranks on per-user NDCG@k."""
     return paired_test_scores(per_user_ndcg(baseline, k), per_user_ndcg(treatment, k))
+
+
+def view_ndcg(per_user: pl.DataFrame, view: str, k: int = 10) -> np.ndarray:
+    """Per-user NDCG@k of one view of an evaluation (see `evaluation.metrics.ranking_summary`):
+    tail views keep the users whose target is a tail item, sampled views read `sampled_rank`."""
+    if "tail" in view:
+        per_user = per_user.filter(pl.col("tail"))
+    return per_user_ndcg(
+        per_user, k, rank="sampled_rank" if view.startswith("sampled_") else "rank"
+    )
+
+
+def paired_views(baseline: Path, treatment: Path, views: list[str]) -> dict[str, dict[str, float]]:
+    """Paired tests of two finished runs on per-user NDCG@10 in each view both have scored."""
+    runs = [pl.read_parquet(d / PER_USER) for d in (baseline, treatment)]
+    tests = {}
+    for view in views:
+        needs = ("tail" in view, view.startswith("sampled_"))
+        present = all(
+            (not needs[0] or bool(r["tail"].any()))
+            and (not needs[1] or "sampled_rank" in r.columns)
+            for r in runs
+        )
+        if present:
+            tests[view] = paired_test_scores(*(view_ndcg(r, view) for r in runs))
+    return tests
 
 
 def paired_test_of_runs(baseline: Path, treatment: Path, k: int = 10) -> dict[str, float]:

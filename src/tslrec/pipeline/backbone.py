@@ -31,7 +31,7 @@ from tslrec.data.dataset import SequenceDataset
 from tslrec.data.prepare import prepare_dataset
 from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import evaluate
-from tslrec.evaluation.metrics import metrics_from_ranks
+from tslrec.evaluation.metrics import ranking_summary
 from tslrec.io import atomic_path, read_json, restore_interrupted, write_json
 from tslrec.layout import PER_USER, RESULTS
 from tslrec.models import ItemEmbedding, SequentialRecommender, build_model
@@ -112,26 +112,32 @@ def _set_aside(out: Path) -> None:
 def _at_other_cutoffs(
     out: Path, record: dict, cfg: Config, dataset: SequenceDataset, meta: dict | None
 ) -> dict | None:
-    """A finished run that differs from `cfg` in `eval.ks` alone, scored at the new cut-offs.
+    """A finished run that differs from `cfg` in `eval.ks` or `eval.tail_below` alone, scored
+    again from its saved ranks.
 
-    The cut-offs never touch training (early stopping reads NDCG@10, which every `ks` holds),
-    and the saved per-user ranks give the metrics at any cut-off without the model, so asking
-    for other cut-offs costs seconds, not a retraining.
+    Neither touches training (early stopping reads NDCG@10, which every `ks` holds), and the
+    saved per-user ranks and targets give the metrics at any cut-off and for any tail rule
+    without the model, so asking for them costs seconds, not a retraining.
     """
-    trained_ks = load_config(out / "config.yaml").eval.ks
-    trained = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"ks": trained_ks})})
+    scoring = {"ks", "tail_below"}
+    trained_eval = load_config(out / "config.yaml").eval.model_dump(include=scoring)
+    trained = cfg.model_copy(update={"eval": cfg.eval.model_copy(update=trained_eval)})
     if record.get("settings_key") != settings_key(trained, dataset, meta):
         return None
     if not (out / PER_USER).is_file():
         return None
-    ranks = pl.read_parquet(out / PER_USER).sort("user_idx")["rank"].to_numpy()
+    per_user = pl.read_parquet(out / PER_USER)
+    tail = dataset.item_counts[per_user["target"].to_numpy()] < cfg.eval.tail_below
+    per_user = per_user.with_columns(tail=pl.Series(tail))
     where = {name: record["test"][name] for name in ("split", "protocol", "mask_seen")}
-    test = {**where, **metrics_from_ranks(ranks, cfg.eval.ks)}
+    test = {**where, **ranking_summary(per_user, cfg.eval.ks)}
     record = {**record, "test": test, "settings_key": settings_key(cfg, dataset, meta)}
     wait_for_everyone()  # every process has read the files it decided on
     if process_state().is_main_process:  # the record last: it is what marks the run finished
         write_json(out / "settings.json", settings_key(cfg, dataset, meta, any_budget=True))
         save_config(cfg, out / "config.yaml")
+        with atomic_path(out / PER_USER) as tmp:  # its tail column follows the new rule
+            per_user.write_parquet(tmp)
         write_json(out / RESULTS, record)
     wait_for_everyone()
     return record

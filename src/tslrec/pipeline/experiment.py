@@ -19,10 +19,11 @@ from tslrec.errors import ConfigError
 from tslrec.evaluation.formatting import (
     SUMMARY_METRICS,
     VARIANTS,
+    VIEWS,
     relative_change,
     summary_table,
 )
-from tslrec.evaluation.significance import paired_test_scores, per_user_ndcg
+from tslrec.evaluation.significance import paired_test_scores, view_ndcg
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.layout import PER_USER, RESULTS
 from tslrec.pipeline.backbone import load_dataset
@@ -130,34 +131,45 @@ def _variant_rows(cell: dict, row: dict) -> list[dict]:
 
 def summarize(results: pl.DataFrame) -> pl.DataFrame:
     """Per (dataset, grid value, backbone): mean and std over seeds, relative change, and a
-    paired test over users of per-user NDCG@10 averaged across seeds."""
+    paired test over users of per-user NDCG@10 averaged across seeds, for every view the runs
+    scored (all users, tail targets, and the sampled protocol beside full ranking)."""
     keys = ["dataset", "grid_key", "grid_value", "backbone"]
+    views = [v for v in VIEWS if _scored(results, v)]
     rows = []
     for group_key, group in results.group_by(keys, maintain_order=True):
         entry = dict(zip(keys, group_key, strict=True))
         entry["seeds"] = group["seed"].n_unique()
-        for variant in VARIANTS:
-            mine = group.filter(pl.col("variant") == variant)
-            for metric in SUMMARY_METRICS:
-                values = mine[metric].to_numpy()
-                entry[f"{variant}_{metric}_mean"] = float(values.mean())
-                entry[f"{variant}_{metric}_std"] = (
-                    float(values.std(ddof=1)) if len(values) > 1 else 0.0
-                )
-        for metric in SUMMARY_METRICS:
-            change = relative_change(
-                entry[f"plain_{metric}_mean"], entry[f"enhanced_{metric}_mean"]
-            )
-            entry[f"change_{metric}_%"] = 100 * change
-        test = paired_test_scores(*(_seed_mean_ndcg(group, v) for v in VARIANTS))
-        entry.update({f"paired_{k}": v for k, v in test.items()})
+        if "tail_users" in group.columns:
+            entry["tail_users"] = int(group["tail_users"][0])
+        for view in views:
+            entry |= _view_summary(group, view)
         rows.append(entry)
     return pl.DataFrame(rows)
 
 
-def _seed_mean_ndcg(group: pl.DataFrame, variant: str) -> np.ndarray:
+def _scored(results: pl.DataFrame, view: str) -> bool:
+    """Whether every run holds the view (a dataset without tail targets has no tail view)."""
+    column = f"{view}{SUMMARY_METRICS[0]}"
+    return column in results.columns and results[column].null_count() == 0
+
+
+def _view_summary(group: pl.DataFrame, view: str) -> dict:
+    entry: dict = {}
+    for metric in (f"{view}{m}" for m in SUMMARY_METRICS):
+        for variant in VARIANTS:
+            values = group.filter(pl.col("variant") == variant)[metric].to_numpy()
+            entry[f"{variant}_{metric}_mean"] = float(values.mean())
+            entry[f"{variant}_{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        before, after = (entry[f"{v}_{metric}_mean"] for v in VARIANTS)
+        entry[f"change_{metric}_%"] = 100 * relative_change(before, after)
+    test = paired_test_scores(*(_seed_mean_ndcg(group, v, view) for v in VARIANTS))
+    return entry | {f"paired_{view}{k}": v for k, v in test.items()}
+
+
+def _seed_mean_ndcg(group: pl.DataFrame, variant: str, view: str = "") -> np.ndarray:
+    """Per-user NDCG@10 of one view, averaged over seeds (tail views: tail users only)."""
     dirs = group.filter(pl.col("variant") == variant).sort("seed")["model_dir"]
-    scores = [per_user_ndcg(pl.read_parquet(Path(d) / PER_USER)) for d in dirs]
+    scores = [view_ndcg(pl.read_parquet(Path(d) / PER_USER), view) for d in dirs]
     return np.mean(scores, axis=0)
 
 

@@ -18,8 +18,8 @@ from accelerate.utils import set_seed
 from tslrec.config import Config, save_config
 from tslrec.data.dataset import SequenceDataset
 from tslrec.errors import TslrecError
-from tslrec.evaluation.formatting import comparison_table
-from tslrec.evaluation.significance import paired_test_of_runs
+from tslrec.evaluation.formatting import VIEWS, comparison_table, views_table
+from tslrec.evaluation.significance import paired_test_of_runs, paired_views
 from tslrec.io import atomic_path, read_json, save_tensors, write_json
 from tslrec.layout import (
     CATEGORIES,
@@ -318,6 +318,7 @@ def downstream(
         enhanced_seconds = time.perf_counter() - start
         plain_dir, enhanced_dir = run_dir(backbone_cfg), run_dir(backbone_cfg, tag)
         test = paired_test_of_runs(plain_dir, enhanced_dir)
+        views = paired_views(plain_dir, enhanced_dir, list(VIEWS[1:]))
         rows.append(
             {
                 "backbone": name,
@@ -327,6 +328,7 @@ def downstream(
                 "plain_train_seconds": plain_seconds,
                 "enhanced_train_seconds": enhanced_seconds,
                 "paired_test_NDCG@10": test,
+                "paired_test_views": views,  # tail targets, sampled negatives: NDCG@10
                 "plain_dir": str(plain_dir),
                 "enhanced_dir": str(enhanced_dir),
             }
@@ -357,6 +359,7 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
         "dataset_stats": dataset.stats(),
         "llm": cfg.llm.model,
         "protocol": cfg.eval.describe(),
+        "tail_rule": f"targets with fewer than {cfg.eval.tail_below} training interactions",
         "rows": rows,
         "stages": stages,
         "stage0": {k: stage0_record[k] for k in ("best_epoch", "seconds", "seconds_per_epoch")},
@@ -391,6 +394,11 @@ def results_markdown(results: dict) -> str:
     lines += [
         "|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|" for cells in body
     ]
+    header, body = views_table(results)
+    if body:
+        lines += ["", "By test target and protocol (tail: " + results.get("tail_rule", "") + "):"]
+        lines += ["", "| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
     stages = results["stages"]
     sft = stages["sft"]
     lines += [

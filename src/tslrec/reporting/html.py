@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 from matplotlib.figure import Figure
 
-from tslrec.evaluation.formatting import comparison_table, percent_change
+from tslrec.evaluation.formatting import comparison_table, percent_change, views_table
 from tslrec.io import atomic_path
 from tslrec.reporting import figures
 from tslrec.reporting.artifacts import RunArtifacts, load_run
@@ -120,13 +120,18 @@ def bucket_table(tables: dict[str, pl.DataFrame]) -> str:
 
 def _results_section(run: RunArtifacts) -> Section:
     header, body = comparison_table(run.results)
-    return Section(
-        "Plain vs TSLRec",
+    table = html_table(header, body, text_columns=2)
+    intro = (
         "Test metrics of each backbone trained plain and with the TSLRec item table, the "
-        "relative change, and the paired t-test p-value over users on NDCG@10.",
-        [],
-        html_table(header, body, text_columns=2),
+        "relative change, and the paired t-test p-value over users on NDCG@10."
     )
+    header, body = views_table(run.results)
+    if body:  # the tail targets and the sampled protocol, beside full ranking
+        rule = run.results.get("tail_rule", "the tail rule")
+        intro += f" The second table splits the test users by target (tail: {rule}) and ranks "
+        intro += "each target among its sampled negatives too."
+        table += html_table(header, body, text_columns=2)
+    return Section("Plain vs TSLRec", intro, [], table)
 
 
 def _training_section(run: RunArtifacts) -> Section:
