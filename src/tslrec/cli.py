@@ -197,6 +197,53 @@ def run(config: ConfigOption = None, set_: SetOption = None) -> None:
 
 @app.command()
 @_friendly_errors
+def compare(
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    tables: Annotated[
+        str, typer.Option(help="Comma-separated: tslrec, llm-raw, random, categories, instance.")
+    ] = "tslrec,llm-raw,random,categories",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "42,43,44",
+    backbones: Annotated[
+        str | None, typer.Option(help="Comma-separated backbones (default: the config's).")
+    ] = None,
+) -> None:
+    """Is the LLM worth it? TSLRec's table against plain and against controls of its shape."""
+    from rich.markdown import Markdown
+
+    from tslrec.evaluation.formatting import compare_table
+    from tslrec.llm.controls import TABLES
+    from tslrec.models import BACKBONES
+    from tslrec.pipeline.compare import compare_experiment, run_compare
+
+    if config is None:
+        raise TslrecError("--config is required: the pipeline config to compare tables on")
+    names = _comma_list(tables, "--tables", TABLES)
+    chosen = _comma_list(backbones, "--backbones", tuple(BACKBONES)) if backbones else None
+    try:
+        seed_list = [int(s) for s in _comma_list(seeds, "--seeds", None)]
+    except ValueError:
+        raise TslrecError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
+    exp = compare_experiment(config, names, seed_list, chosen, set_ or [])
+    rows, sentence = run_compare(exp)
+    console.print(Markdown(compare_table(rows)))
+    console.print(sentence)
+    console.print(f"table and verdict in {exp.output_dir / exp.name}/compare.md (and .json)")
+
+
+def _comma_list(text: str, option: str, allowed: tuple[str, ...] | None) -> list[str]:
+    """A comma-separated option's values, each checked against `allowed` when given."""
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if not values:
+        raise TslrecError(f"{option} needs at least one value")
+    unknown = [v for v in values if allowed is not None and v not in allowed]
+    if unknown:
+        raise TslrecError(f"{option}: unknown {unknown[0]!r}; expected one of {', '.join(allowed)}")
+    return values
+
+
+@app.command()
+@_friendly_errors
 def experiment(
     config: Annotated[Path, typer.Option("--config", "-c", help="configs/experiments/NAME.yaml")],
     set_: SetOption = None,

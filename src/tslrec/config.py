@@ -27,6 +27,8 @@ class StrictModel(BaseModel):
 
 
 BackboneName = Literal["sasrec", "gru4rec", "bert4rec"]
+# TSLRec's item table and its controls (tslrec.llm.controls)
+TableName = Literal["tslrec", "llm-raw", "random", "categories", "instance"]
 
 
 class ColumnMapping(StrictModel):
@@ -213,6 +215,10 @@ class AugmentConfig(StrictModel):
 
 class EnhanceConfig(StrictModel):
     mode: Literal["init", "adapter", "fusion"] = "fusion"  # measured on ML-100K: README
+    # which item table enters the model: TSLRec's, or a control of its shape without the LLM's
+    # contribution (see tslrec.pipeline.tables); `tslrec compare` is a grid over this key
+    table: TableName = "tslrec"
+    table_seed: int = 0  # the random table's
     # the fusion adapter's last layer at the start: PyTorch's init, zeros (the model starts as
     # the plain one) or a tenth of PyTorch's init; see models.item_embedding.FusionEmbedding
     adapter_start: Literal["default", "zero", "small"] = "default"

@@ -20,6 +20,14 @@ CATEGORIES, SFT = "categories", "sft"  # the sub-directories of a stage-1 direct
 UNTUNED_EMBEDDINGS = "untuned_item_embeddings.safetensors"
 
 
+COMPARISON = "compare.json"  # `tslrec compare`'s rows and verdict, beside compare.md
+
+
+def comparison_dir(output_dir: Path, dataset: str) -> Path:
+    """Where `tslrec compare` on a run's config writes: the experiments beside the run."""
+    return output_dir.parent / "experiments" / f"compare-{dataset}"
+
+
 def stage1_dir(output_dir: Path, key1: str) -> Path:
     """Where stage 1 keeps its `categories/` and `sft/` (adapters and sft_stats.json)."""
     return output_dir / "stage1" / key1

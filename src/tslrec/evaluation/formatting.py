@@ -9,6 +9,7 @@ import json
 from collections.abc import Sequence
 
 VARIANTS = ("plain", "enhanced")
+SIGNIFICANT = 0.05  # the p-value below which a verdict calls a difference real
 SUMMARY_METRICS = ("NDCG@10", "HR@10")
 # prefixes of the metrics of each view of a test evaluation (see evaluation.metrics), and names
 VIEWS = ("", "tail_", "sampled_", "sampled_tail_")
@@ -133,3 +134,66 @@ def views_table(results: dict) -> tuple[list[str], list[list[str]]]:
                 cells += [f"{before:.4f}", f"{after:.4f}", percent_change(before, after)]
             body.append([*cells, f"{test['ttest_p']:.3g}"])
     return header, body
+
+
+def compare_table(rows: Sequence[dict]) -> str:
+    """`tslrec compare`'s rows (`tslrec.pipeline.compare.compare_rows`) as Markdown."""
+    header, body = compare_cells(rows)
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
+
+
+def compare_cells(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the comparison: one line per backbone and table (plain first)."""
+    header = ["backbone", "table", "NDCG@10", "HR@10", "tail NDCG@10", "vs plain", "p vs plain"]
+    header += ["p vs best control", "table s", "train s"]
+    body = []
+    for r in rows:
+        seeds = r["seeds"]
+        cells = [r["backbone"], r["table"]]
+        for metric in ("NDCG@10", "HR@10", "tail_NDCG@10"):
+            present = f"{metric}_mean" in r
+            cells.append(
+                mean_std(r[f"{metric}_mean"], r[f"{metric}_std"], seeds) if present else "-"
+            )
+        plain = r["table"] == "plain"
+        cells.append("" if plain else signed_percent(r["change_NDCG@10_%"]))
+        cells.append("" if plain else f"{r['p_vs_plain']:.3g}")
+        against = r.get("p_vs_best_control")
+        cells.append(f"{against:.3g} ({r['best_control']})" if against is not None else "")
+        cells.append("" if plain else f"{r['table_seconds']:.0f}")
+        cells.append(f"{r['train_seconds']:.0f}")
+        body.append(cells)
+    return header, body
+
+
+def verdict(rows: Sequence[dict]) -> str:
+    """One sentence per backbone, following from the figures: TSLRec's gain over plain and
+    whether it beats the best control, each with its p-value."""
+    sentences = []
+    for backbone in dict.fromkeys(r["backbone"] for r in rows):
+        mine = [r for r in rows if r["backbone"] == backbone]
+        tslrec = next((r for r in mine if r["table"] == "tslrec"), None)
+        if tslrec is None:
+            sentences.append(f"{backbone}: no TSLRec table in this comparison.")
+            continue
+        gain = _claim(tslrec["change_NDCG@10_%"], tslrec["p_vs_plain"], "plain")
+        best = tslrec["best_control"]
+        if best is None:
+            sentences.append(f"{backbone}: TSLRec {gain}; no control compared.")
+            continue
+        control = next(r for r in mine if r["table"] == best)
+        diff = 100 * (tslrec["NDCG@10_mean"] / control["NDCG@10_mean"] - 1)
+        p = tslrec["p_vs_best_control"]
+        beats = diff > 0 and p < SIGNIFICANT
+        link = "and" if beats else "but not"
+        sentences.append(
+            f"{backbone}: TSLRec {gain}, {link} better than `{best}` "
+            f"({signed_percent(diff)}, p = {p:.2g})."
+        )
+    return " ".join(sentences)
+
+
+def _claim(change: float, p: float, against: str) -> str:
+    significant = "" if p < SIGNIFICANT else ", not significant"
+    return f"{signed_percent(change)} over {against} (p = {p:.2g}{significant})"

@@ -27,7 +27,7 @@ from tslrec.evaluation.significance import paired_test_scores, view_ndcg
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.layout import PER_USER, RESULTS
 from tslrec.pipeline.backbone import load_dataset
-from tslrec.pipeline.tslrec import downstream, stage0, stage1_and_2
+from tslrec.pipeline.tslrec import downstream, item_table, stage0
 from tslrec.provenance import git_commit
 from tslrec.training.accelerator import process_state, wait_for_everyone
 
@@ -77,10 +77,10 @@ def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFram
     for path, value, cfg in cell_configs(exp):
         dataset = load_dataset(cfg)
         stage0_record, item_embeddings = stage0(cfg, dataset, progress)
-        table_path, stages = stage1_and_2(cfg, dataset, item_embeddings)
+        table_path, stages, table_key = item_table(cfg, dataset, item_embeddings)
         for seed in exp.seeds:
             seeded = with_seed(cfg, seed)
-            for row in downstream(seeded, dataset, table_path, stages["stage2_key"], progress):
+            for row in downstream(seeded, dataset, table_path, table_key, progress):
                 cell = {
                     "experiment": exp.name,
                     "config": str(path),
@@ -92,6 +92,8 @@ def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFram
                     "sft_samples": stages["sft"]["samples"],
                     "sft_seconds": stages["sft"]["seconds"],  # also when reused from cache
                     "embed_seconds": stages["embed_seconds"],
+                    "table": cfg.enhance.table,
+                    "table_seconds": stages["table_seconds"],  # what making the table cost
                     "git_commit": commit,
                     "settings": json.dumps(seeded.model_dump(mode="json"), sort_keys=True),
                 }
@@ -162,11 +164,11 @@ def _view_summary(group: pl.DataFrame, view: str) -> dict:
             entry[f"{variant}_{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         before, after = (entry[f"{v}_{metric}_mean"] for v in VARIANTS)
         entry[f"change_{metric}_%"] = 100 * relative_change(before, after)
-    test = paired_test_scores(*(_seed_mean_ndcg(group, v, view) for v in VARIANTS))
+    test = paired_test_scores(*(seed_mean_ndcg(group, v, view) for v in VARIANTS))
     return entry | {f"paired_{view}{k}": v for k, v in test.items()}
 
 
-def _seed_mean_ndcg(group: pl.DataFrame, variant: str, view: str = "") -> np.ndarray:
+def seed_mean_ndcg(group: pl.DataFrame, variant: str, view: str = "") -> np.ndarray:
     """Per-user NDCG@10 of one view, averaged over seeds (tail views: tail users only)."""
     dirs = group.filter(pl.col("variant") == variant).sort("seed")["model_dir"]
     scores = [view_ndcg(pl.read_parquet(Path(d) / PER_USER), view) for d in dirs]

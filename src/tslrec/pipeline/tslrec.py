@@ -33,6 +33,7 @@ from tslrec.llm import sft as sft_stage
 from tslrec.llm.augment import TENSOR_NAME, embed_items, load_item_embeddings, stats_path
 from tslrec.llm.backbone import load_causal_lm
 from tslrec.llm.categories import LatentCategories, fit_categories
+from tslrec.llm.controls import category_table, random_table
 from tslrec.llm.preference_model import PreferenceModel, item_start_rows, readout
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.llm.transmission import transmission, transmission_lines
@@ -287,10 +288,56 @@ def _sft_samples(
     return lambda epoch: fixed, held_samples
 
 
+def item_table(
+    cfg: Config, dataset: SequenceDataset, item_embeddings: torch.Tensor
+) -> tuple[Path, dict, str]:
+    """The ``enhance.table`` table for this config: (its path, stages 1-2's statistics, the key
+    its downstream runs are named by), made now if missing. Stages 1 and 2 run (or come from
+    their cache) for every table but ``instance``: the controls take their shape, categories or
+    untuned states from them."""
+    kind = cfg.enhance.table
+    if kind == "instance":
+        sft = cfg.sft.model_copy(update={"level": "instance"})
+        path, stats = stage1_and_2(cfg.model_copy(update={"sft": sft}), dataset, item_embeddings)
+        return path, {**stats, "table_seconds": _llm_seconds(stats)}, stats["stage2_key"]
+    path, stats = stage1_and_2(cfg, dataset, item_embeddings)
+    if kind == "tslrec":
+        return path, {**stats, "table_seconds": _llm_seconds(stats)}, stats["stage2_key"]
+    stage1 = stage1_dir(cfg.output_dir, stats["stage1_key"])
+    if kind == "llm-raw":
+        seconds = stats["llm_load_seconds"] + stats["untuned_embed_seconds"]
+        return stage1 / UNTUNED_EMBEDDINGS, {**stats, "table_seconds": seconds}, _key(kind, stats)
+    seed = cfg.enhance.table_seed
+    # the random table copies the shape of the features read out; the one-hot does not
+    name = f"random-{cfg.augment.features}-{seed}" if kind == "random" else kind
+    control = embeddings_path(cfg.output_dir, stats["stage2_key"], name)
+    if process_state().is_main_process and not control.is_file():
+        if kind == "random":
+            table = random_table(load_item_embeddings(path)[0], seed)
+        else:
+            categories = LatentCategories.load(stage1 / CATEGORIES)
+            table = category_table(torch.as_tensor(categories.labels), categories.k)
+        save_tensors(control, {TENSOR_NAME: table}, metadata={"table": kind, "seed": str(seed)})
+    wait_for_everyone()
+    seconds = stats["categories_seconds"] if kind == "categories" else 0.0
+    return control, {**stats, "table_seconds": seconds}, _key(name, stats)
+
+
+def _key(kind: str, stats: dict, *parts: object) -> str:
+    return stage_key(kind, stats["stage2_key"], *parts)
+
+
+def _llm_seconds(stats: dict) -> float:
+    """What the LLM stages cost to make the table (stage 0, shared by every table, aside)."""
+    parts = ("categories_seconds", "llm_load_seconds", "sft_seconds", "embed_seconds")
+    return float(sum(stats[p] for p in parts))
+
+
 def downstream(
     cfg: Config, dataset: SequenceDataset, table_path: Path, key2: str, progress: bool
 ) -> list[dict]:
-    """Plain and enhanced versions of each backbone, same hyper-parameters and seed."""
+    """Plain and enhanced versions of each backbone, same hyper-parameters and seed; `key2`
+    names the table (`item_table`'s key) in the enhanced runs' names."""
     table, _ = load_item_embeddings(table_path)
     rows = []
     for name in cfg.enhance.backbones:
@@ -304,7 +351,7 @@ def downstream(
             mode, spec = f"{mode}-{adapter_start}", {**spec, "adapter_start": adapter_start}
         if (features := cfg.augment.features) != "hidden":  # what stage 2 read out
             mode, spec = f"{mode}-{features}", {**spec, "features": features}
-        tag = f"{name}-tslrec-{mode}-{key2}"
+        tag = f"{name}-{cfg.enhance.table}-{mode}-{key2}"  # the table and the stage behind it
         set_seed(backbone_cfg.train.seed)
         model = backbone_cfg.model  # with this backbone's own settings, as the plain one had
         embedding = build_item_embedding(
@@ -323,6 +370,7 @@ def downstream(
             {
                 "backbone": name,
                 "mode": mode,
+                "table": cfg.enhance.table,
                 "plain": plain["test"],
                 "enhanced": enhanced["test"],
                 "plain_train_seconds": plain_seconds,
@@ -348,11 +396,11 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
     timings["stage0_sasrec"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    table_path, stages = stage1_and_2(cfg, dataset, item_embeddings)
+    table_path, stages, table_key = item_table(cfg, dataset, item_embeddings)
     timings["stage1_2_llm"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    rows = downstream(cfg, dataset, table_path, stages["stage2_key"], progress)
+    rows = downstream(cfg, dataset, table_path, table_key, progress)
     timings["downstream"] = time.perf_counter() - start
     results = {
         "dataset": cfg.data.name,

@@ -18,10 +18,12 @@ from tslrec.errors import TslrecError
 from tslrec.io import read_json, restore_interrupted
 from tslrec.layout import (
     CATEGORIES,
+    COMPARISON,
     PER_USER,
     RESULTS,
     SFT,
     STAGE0_BACKBONE,
+    comparison_dir,
     embeddings_path,
     stage1_dir,
 )
@@ -90,6 +92,7 @@ class RunArtifacts:
     stage0_items: np.ndarray  # (N, H) stage-0 SASRec item table, the one k-means clustered
     llm_items: np.ndarray  # (N, D) stage-2 LLM item embeddings
     stage0_dir: Path
+    comparison: dict | None = None  # `tslrec compare` on this run's config, where it ran
 
     def stage_costs(self) -> dict[str, float]:
         """Seconds each stage took when it was computed.
@@ -152,4 +155,10 @@ def load_run(root: Path) -> RunArtifacts:
         stage0_items=stage0_model.item_embeddings().numpy(),
         llm_items=llm_table[1:].float().numpy(),
         stage0_dir=stage0_dir,
+        comparison=_comparison(root, results["dataset"]),
     )
+
+
+def _comparison(root: Path, dataset: str) -> dict | None:
+    path = comparison_dir(root, dataset) / COMPARISON
+    return read_json(path) if path.is_file() else None

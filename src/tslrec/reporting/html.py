@@ -18,7 +18,12 @@ from pathlib import Path
 import polars as pl
 from matplotlib.figure import Figure
 
-from tslrec.evaluation.formatting import comparison_table, percent_change, views_table
+from tslrec.evaluation.formatting import (
+    compare_cells,
+    comparison_table,
+    percent_change,
+    views_table,
+)
 from tslrec.io import atomic_path
 from tslrec.reporting import figures
 from tslrec.reporting.artifacts import RunArtifacts, load_run
@@ -132,6 +137,22 @@ def _results_section(run: RunArtifacts) -> Section:
         intro += "each target among its sampled negatives too."
         table += html_table(header, body, text_columns=2)
     return Section("Plain vs TSLRec", intro, [], table)
+
+
+def _comparison_section(run: RunArtifacts) -> Section | None:
+    """`tslrec compare`'s table and verdict, where it ran on this run's config."""
+    if run.comparison is None:
+        return None
+    header, body = compare_cells(run.comparison["rows"])
+    return Section(
+        "Is the LLM worth it? TSLRec against controls",
+        "The same backbones enhanced with tables of TSLRec's shape without the LLM's "
+        "contribution (the untuned LLM, a seeded random table, the k-means categories), through "
+        "the same path; paired t-tests over users against plain and against the control best "
+        f"on validation. Verdict: {run.comparison['verdict']}",
+        [],
+        html_table(header, body, text_columns=2),
+    )
 
 
 def _training_section(run: RunArtifacts) -> Section:
@@ -277,6 +298,7 @@ def _cost_section(run: RunArtifacts) -> Section:
 def build_sections(run: RunArtifacts) -> list[Section]:
     return [
         _results_section(run),
+        *([section] if (section := _comparison_section(run)) else []),
         _training_section(run),
         _categories_section(run),
         *([section] if (section := _transmission_section(run)) else []),
