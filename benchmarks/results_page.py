@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from tslrec.evaluation.formatting import signed_percent, summary_table
+from tslrec.evaluation.formatting import compare_table, signed_percent, summary_table
 from tslrec.io import atomic_path, read_json
 
 RESULTS = Path("benchmarks/results")
@@ -204,6 +204,59 @@ def _fusion_init(runs: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
+def _compare(c: dict, machine: str) -> list[str]:
+    return [
+        f"## Is the LLM worth it? {c['experiment']} (seeds {c['seeds']}){_elsewhere(c, machine)}",
+        "",
+        _command(c),
+        "",
+        compare_table(c["rows"]),
+        "",
+        f"Verdict: {c['verdict']}",
+        *([f"\nNote: {c['note']}"] if "note" in c else []),
+        "",
+    ]
+
+
+def _transmission(t: dict) -> list[str]:
+    """What stage 1 got through to stage 2 (benchmarks/transmission.py)."""
+    d = t["transmission"]
+    head, probes = d["head_one_item"], d["probes"]
+    overrides = ", ".join(t["overrides"]) or "defaults"
+    lines = [
+        f"## Transmission: {t['dataset']}, {t['prompt_rendering']} prompts ({overrides})",
+        "",
+        _command(t),
+        "",
+        "| figure | value | floor |",
+        "|---|---:|---:|",
+        f"| head top-1 on one-item prompts | {100 * head['top1']:.1f}% | "
+        f"{100 * head['majority_rate']:.1f}% (largest category) |",
+        f"| head top-5 | {100 * head['top5']:.1f}% | {100 * head['top5_chance']:.1f}% (5/K) |",
+        f"| true category's mean rank of {d['categories_k']} | {head['mean_rank']:.1f} | "
+        f"{(d['categories_k'] + 1) / 2:.1f} |",
+    ]
+    for table, probe in probes.items():
+        lines.append(
+            f"| {table}: linear / 10-NN probe | {100 * probe['linear']:.1f}% / "
+            f"{100 * probe['knn']:.1f}% | |"
+        )
+    if d.get("heldout"):
+        h = d["heldout"]
+        lines.append(
+            f"| held-out users' loss ({h['users']}) | {h['loss']:.4f} | "
+            f"{h['mean_target_loss']:.4f} (mean target) |"
+        )
+    per_epoch = sum(t["sft_seconds_per_epoch"]) / len(t["sft_seconds_per_epoch"])
+    lines += [
+        "",
+        f"SFT: {t['sft_samples']} samples, {len(t['sft_seconds_per_epoch'])} epochs, "
+        f"{per_epoch:.0f} s/epoch ({t['machine']}).",
+        "",
+    ]
+    return lines
+
+
 def render(runs: dict[str, dict]) -> str:
     # the reference machine: that of the plain backbones measured on a CPU build of torch
     cpu = [r for r in runs.values() if r.get("torch", "").endswith("+cpu")]
@@ -232,6 +285,10 @@ def render(runs: dict[str, dict]) -> str:
             lines += _probe(figures)
         elif name.startswith("fit-gap-"):
             lines += _fit_gap(figures)
+        elif name.startswith("transmission-"):
+            lines += _transmission(figures)
+        elif name.startswith("compare-"):
+            lines += _compare(figures, machine)
     lines += _fusion_init([f for name, f in runs.items() if name.startswith("fusion-init-")])
     return "\n".join(lines).rstrip() + "\n"
 
