@@ -75,10 +75,12 @@ def evaluate(
     model.train(was_training)
     columns = {"user_idx": users, "target": targets_all}
     columns["tail"] = dataset.item_counts[targets_all] < cfg.tail_below
-    if sampled:
-        columns["sampled_rank"] = torch.cat(sampled).numpy()
-    full_ranks = torch.cat(ranks).numpy()
-    columns["rank"] = columns.pop("sampled_rank") if cfg.protocol == "sampled" else full_ranks
+    if cfg.protocol == "sampled":  # the run's own protocol: no second view beside it
+        columns["rank"] = torch.cat(sampled).numpy()
+    else:
+        columns["rank"] = torch.cat(ranks).numpy()
+        if sampled:
+            columns["sampled_rank"] = torch.cat(sampled).numpy()
     per_user = pl.DataFrame(columns)
     return EvalResult(
         split, cfg.protocol, cfg.mask_seen, ranking_summary(per_user, cfg.ks), per_user

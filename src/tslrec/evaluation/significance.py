@@ -48,17 +48,18 @@ def view_ndcg(per_user: pl.DataFrame, view: str, k: int = 10) -> np.ndarray:
 def paired_views(baseline: Path, treatment: Path, views: list[str]) -> dict[str, dict[str, float]]:
     """Paired tests of two finished runs on per-user NDCG@10 in each view both have scored."""
     runs = [pl.read_parquet(d / PER_USER) for d in (baseline, treatment)]
-    tests = {}
-    for view in views:
-        needs = ("tail" in view, view.startswith("sampled_"))
-        present = all(
-            (not needs[0] or bool(r["tail"].any()))
-            and (not needs[1] or "sampled_rank" in r.columns)
-            for r in runs
-        )
-        if present:
-            tests[view] = paired_test_scores(*(view_ndcg(r, view) for r in runs))
-    return tests
+    return {
+        view: paired_test_scores(*(view_ndcg(r, view) for r in runs))
+        for view in views
+        if all(_scored(r, view) for r in runs)
+    }
+
+
+def _scored(per_user: pl.DataFrame, view: str) -> bool:
+    """Whether the evaluation holds the view: sampled ranks, and tail users, where it asks."""
+    if view.startswith("sampled_") and "sampled_rank" not in per_user.columns:
+        return False
+    return "tail" not in view or bool(per_user["tail"].any())
 
 
 def paired_test_of_runs(baseline: Path, treatment: Path, k: int = 10) -> dict[str, float]:
