@@ -33,6 +33,9 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config,
     against = f"{sft['epoch_losses'][-1]:.3g}, against {sft['mean_target_loss']:.3g} for the mean"
     assert against in table
     assert "Head on one-item prompts: top-1" in table and "Held-out users (6)" in table
+    memory = results["stages"]["memory"]
+    assert memory["peak_rss_mib"] >= memory["peak_growth_mib"] >= 0.0
+    assert f"peak memory +{memory['peak_growth_mib']:.0f} MiB" in table
     saved = json.loads((cfg.output_dir / "results.json").read_text())
     assert saved["rows"][0]["enhanced"] == results["rows"][0]["enhanced"]
 

@@ -146,7 +146,7 @@ def compare_table(rows: Sequence[dict]) -> str:
 def compare_cells(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the comparison: one line per backbone and table (plain first)."""
     header = ["backbone", "table", "NDCG@10", "HR@10", "tail NDCG@10", "vs plain", "p vs plain"]
-    header += ["p vs best control", "table s", "train s"]
+    header += ["p vs best control", "table s", "table MiB", "train s"]
     body = []
     for r in rows:
         seeds = r["seeds"]
@@ -162,6 +162,8 @@ def compare_cells(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
         against = r.get("p_vs_best_control")
         cells.append(f"{against:.3g} ({r['best_control']})" if against is not None else "")
         cells.append("" if plain else f"{r['table_seconds']:.0f}")
+        memory = r.get("table_memory_mib")  # peak memory growth; None for caches without it
+        cells.append("" if plain or memory is None else f"{memory:.0f}")
         cells.append(f"{r['train_seconds']:.0f}")
         body.append(cells)
     return header, body

@@ -94,6 +94,7 @@ def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFram
                     "embed_seconds": stages["embed_seconds"],
                     "table": cfg.enhance.table,
                     "table_seconds": stages["table_seconds"],  # what making the table cost
+                    "table_memory_mib": stages["table_memory_mib"],  # peak growth, or None
                     "git_commit": commit,
                     "settings": json.dumps(seeded.model_dump(mode="json"), sort_keys=True),
                 }

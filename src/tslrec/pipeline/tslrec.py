@@ -37,6 +37,7 @@ from tslrec.llm.controls import category_table, random_table
 from tslrec.llm.preference_model import PreferenceModel, item_start_rows, readout
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.llm.transmission import transmission, transmission_lines
+from tslrec.memory import PeakMemory
 from tslrec.models.item_embedding import build_item_embedding, table_fingerprint
 from tslrec.pipeline.backbone import (
     load_dataset,
@@ -141,23 +142,38 @@ def _llm_stages(
     hidden_path: Path,
 ) -> dict:
     """Stages 1 and 2 proper: categories, the untuned states, SFT, the one-item states, and
-    the diagnostics of what got through; returns their statistics."""
+    the diagnostics of what got through; returns their statistics, the memory they took
+    included."""
+    with PeakMemory() as peak:
+        stats = _measured_llm_stages(cfg, dataset, item_embeddings, stage1, hidden_path)
+    return {**stats, "memory": peak.figures()}
+
+
+def _measured_llm_stages(
+    cfg: Config,
+    dataset: SequenceDataset,
+    item_embeddings: torch.Tensor,
+    stage1: Path,
+    hidden_path: Path,
+) -> dict:
     process = process_state()  # under `accelerate launch`: all fine-tune, the main one writes
     start = time.perf_counter()
     categories = _categories(cfg, item_embeddings, stage1 / CATEGORIES)
     seconds_categories = time.perf_counter() - start
 
-    start = time.perf_counter()
-    model, builder = build_preference_model(cfg, dataset, categories.k, item_embeddings)
-    seconds_load = time.perf_counter() - start
+    with PeakMemory() as untuned_peak:  # what the llm-raw table alone costs
+        start = time.perf_counter()
+        model, builder = build_preference_model(cfg, dataset, categories.k, item_embeddings)
+        seconds_load = time.perf_counter() - start
 
-    start = time.perf_counter()  # the LLM's one-item states before any fine-tuning
-    last = cfg.augment.model_copy(update={"pooling": "last"})
-    with main_process_first():
-        untuned = embed_items(model, builder, dataset.num_items, last, stage1 / UNTUNED_EMBEDDINGS)
+        start = time.perf_counter()  # the LLM's one-item states before any fine-tuning
+        last = cfg.augment.model_copy(update={"pooling": "last"})
+        with main_process_first():
+            untuned_path = stage1 / UNTUNED_EMBEDDINGS
+            untuned = embed_items(model, builder, dataset.num_items, last, untuned_path)
+        seconds_untuned = time.perf_counter() - start
     if cfg.sft.center:
         model.set_center(untuned[1:].mean(dim=0))
-    seconds_untuned = time.perf_counter() - start
 
     start = time.perf_counter()
     train, heldout = _sft_samples(cfg, dataset, categories, builder)
@@ -185,6 +201,7 @@ def _llm_stages(
         "llm_load_seconds": seconds_load,
         "categories_seconds": seconds_categories,
         "untuned_embed_seconds": seconds_untuned,
+        "untuned_memory": untuned_peak.figures(),
         "sft": asdict(sft),
         "sft_seconds": seconds_sft,
         "embed_seconds": seconds_embed,
@@ -291,36 +308,51 @@ def _sft_samples(
 def item_table(
     cfg: Config, dataset: SequenceDataset, item_embeddings: torch.Tensor
 ) -> tuple[Path, dict, str]:
-    """The ``enhance.table`` table for this config: (its path, stages 1-2's statistics, the key
-    its downstream runs are named by), made now if missing. Stages 1 and 2 run (or come from
-    their cache) for every table but ``instance``: the controls take their shape, categories or
-    untuned states from them."""
+    """The ``enhance.table`` table for this config: (its path, stages 1-2's statistics with the
+    table's own cost, ``table_seconds`` and ``table_memory_mib``, the key its downstream runs
+    are named by), made now if missing. Stages 1 and 2 run (or come from their cache) for every
+    table but ``instance``: the controls take their shape, categories or untuned states from
+    them."""
     kind = cfg.enhance.table
     if kind == "instance":
         sft = cfg.sft.model_copy(update={"level": "instance"})
         path, stats = stage1_and_2(cfg.model_copy(update={"sft": sft}), dataset, item_embeddings)
-        return path, {**stats, "table_seconds": _llm_seconds(stats)}, stats["stage2_key"]
+        cost = _with_cost(stats, _llm_seconds(stats), stats.get("memory"))
+        return path, cost, stats["stage2_key"]
     path, stats = stage1_and_2(cfg, dataset, item_embeddings)
     if kind == "tslrec":
-        return path, {**stats, "table_seconds": _llm_seconds(stats)}, stats["stage2_key"]
+        cost = _with_cost(stats, _llm_seconds(stats), stats.get("memory"))
+        return path, cost, stats["stage2_key"]
     stage1 = stage1_dir(cfg.output_dir, stats["stage1_key"])
     if kind == "llm-raw":
         seconds = stats["llm_load_seconds"] + stats["untuned_embed_seconds"]
-        return stage1 / UNTUNED_EMBEDDINGS, {**stats, "table_seconds": seconds}, _key(kind, stats)
+        cost = _with_cost(stats, seconds, stats.get("untuned_memory"))
+        return stage1 / UNTUNED_EMBEDDINGS, cost, _key(kind, stats)
     seed = cfg.enhance.table_seed
     # the random table copies the shape of the features read out; the one-hot does not
     name = f"random-{cfg.augment.features}-{seed}" if kind == "random" else kind
     control = embeddings_path(cfg.output_dir, stats["stage2_key"], name)
     if process_state().is_main_process and not control.is_file():
-        if kind == "random":
-            table = random_table(load_item_embeddings(path)[0], seed)
-        else:
-            categories = LatentCategories.load(stage1 / CATEGORIES)
-            table = category_table(torch.as_tensor(categories.labels), categories.k)
-        save_tensors(control, {TENSOR_NAME: table}, metadata={"table": kind, "seed": str(seed)})
+        with PeakMemory() as peak:
+            if kind == "random":
+                table = random_table(load_item_embeddings(path)[0], seed)
+            else:
+                categories = LatentCategories.load(stage1 / CATEGORIES)
+                table = category_table(torch.as_tensor(categories.labels), categories.k)
+        metadata = {"table": kind, "seed": str(seed), "peak_growth_mib": str(peak.growth_mib)}
+        save_tensors(control, {TENSOR_NAME: table}, metadata=metadata)
     wait_for_everyone()
     seconds = stats["categories_seconds"] if kind == "categories" else 0.0
-    return control, {**stats, "table_seconds": seconds}, _key(name, stats)
+    made = load_item_embeddings(control)[1].get("peak_growth_mib")
+    memory = {"peak_growth_mib": float(made)} if made is not None else None
+    return control, _with_cost(stats, seconds, memory), _key(name, stats)
+
+
+def _with_cost(stats: dict, seconds: float, memory: dict | None) -> dict:
+    """Stages 1-2's statistics plus what this table alone took: seconds and peak memory (None
+    where the stages were cached before memory was recorded)."""
+    mib = memory["peak_growth_mib"] if memory else None
+    return {**stats, "table_seconds": seconds, "table_memory_mib": mib}
 
 
 def _key(kind: str, stats: dict, *parts: object) -> str:
@@ -429,6 +461,12 @@ def _loss_against_mean(sft: dict) -> str:
     return f"{last}, against {sft['mean_target_loss']:.3g} for the mean target"
 
 
+def _memory(stages: dict) -> str:
+    """The LLM stages' peak memory growth, where the stages recorded it."""
+    memory = stages.get("memory")
+    return f", peak memory +{memory['peak_growth_mib']:.0f} MiB (stages 1-2)" if memory else ""
+
+
 def results_markdown(results: dict) -> str:
     """The plain-vs-enhanced table at every `eval.ks` cut-off, ready to paste, and the cost of
     each stage."""
@@ -454,8 +492,8 @@ def results_markdown(results: dict) -> str:
         f"Stage 0 (SASRec pre-training): {results['stage0']['seconds']:.0f} s "
         f"({results['stage0']['seconds_per_epoch']:.1f} s/epoch).",
         f"Stage 1 ({sft['level']}-level SFT): {sft['samples']} samples, {sft['epochs']} epochs, "
-        f"{sft['steps']} steps, {sft['seconds']:.0f} s; K = {stages['categories_k']}; "
-        f"{_loss_against_mean(sft)}.",
+        f"{sft['steps']} steps, {sft['seconds']:.0f} s{_memory(stages)}; "
+        f"K = {stages['categories_k']}; {_loss_against_mean(sft)}.",
         f"Stage 2 (item embeddings): {stages['embed']['items']} items, "
         f"{stages['embed']['items_per_second']:.1f} items/s, {stages['embed_seconds']:.0f} s.",
         *transmission_lines(stages.get("transmission", {})),
