@@ -61,6 +61,25 @@ def test_training_is_deterministic_and_resumes_to_the_same_result(cyclic):
     assert json.loads((tmp_path / "c" / "history.json").read_text())[-1]["epoch"] == 4
 
 
+def test_training_without_a_directory_writes_nothing_and_learns_the_same(cyclic, monkeypatch):
+    tmp_path, csv = cyclic
+    cfg = tiny_config(tmp_path, csv, train={"epochs": 4})
+    ds = load_dataset(cfg)
+    models = []
+    for out in (tmp_path / "on-disk", None):
+        torch.manual_seed(0)
+        models.append(build_model(ds.num_items, cfg.model))
+        if out is None:
+            (tmp_path / "empty").mkdir()
+            monkeypatch.chdir(tmp_path / "empty")
+        result = fit(models[-1], ds, cfg.train, cfg.eval, out, progress=False)
+    assert result.checkpoint is None and not any((tmp_path / "empty").iterdir())
+    on_disk = json.loads((tmp_path / "on-disk" / "history.json").read_text())
+    assert [h["loss"] for h in result.history] == [h["loss"] for h in on_disk]
+    trained = [model.state_dict() for model in models]
+    assert all(torch.equal(trained[0][name], trained[1][name]) for name in trained[0])
+
+
 def test_best_checkpoint_round_trips(cyclic):
     tmp_path, csv = cyclic
     cfg = tiny_config(tmp_path, csv)

@@ -88,7 +88,7 @@ class TrainResult:
     seconds_per_epoch: float
     peak_memory_mb: float
     history: list[dict]
-    checkpoint: str
+    checkpoint: str | None  # the best checkpoint's directory; None when trained without one
 
 
 def _training_tensors(model: SequentialRecommender, dataset: SequenceDataset) -> TensorDataset:
@@ -202,16 +202,19 @@ def fit(
     dataset: SequenceDataset,
     train_cfg: TrainConfig,
     eval_cfg: EvalConfig,
-    output_dir: str | Path,
+    output_dir: str | Path | None,
     *,
     meta: dict | None = None,
     progress: bool = True,
 ) -> TrainResult:
     """Train with early stopping on validation NDCG@10; the best weights end up in `model`.
 
-    `output_dir/best` holds the best checkpoint, `output_dir/state` the resumable state.
+    `output_dir/best` holds the best checkpoint, `output_dir/state` the resumable state and
+    `output_dir/history.json` the epochs. With `output_dir=None` nothing is written: the best
+    weights are kept in memory (the same values a checkpoint would restore), and an
+    interrupted training cannot resume.
     """
-    output_dir = Path(output_dir)
+    output_dir = Path(output_dir) if output_dir is not None else None
     if train_cfg.num_threads:
         torch.set_num_threads(train_cfg.num_threads)
     set_seed(train_cfg.seed)
@@ -220,9 +223,11 @@ def fit(
         model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
     )
     state, key = TrainState(), _resume_key(model, dataset, train_cfg)
-    restore_interrupted(output_dir / "best")
-    if epochs_done(output_dir):
-        state = _load_state(output_dir / STATE_DIR, model, optimizer, key)
+    best: dict[str, torch.Tensor] | None = None  # the best weights, when there is no directory
+    if output_dir is not None:
+        restore_interrupted(output_dir / "best")
+        if epochs_done(output_dir):
+            state = _load_state(output_dir / STATE_DIR, model, optimizer, key)
     loader = DataLoader(
         _training_tensors(model, dataset), batch_size=train_cfg.batch_size, shuffle=True
     )
@@ -242,9 +247,12 @@ def fit(
         valid = evaluate(plain, dataset, "valid", eval_cfg).metrics[VALID_METRIC]
         valid = _across_processes(accelerator, valid, "main")
         improved = state.end_epoch(epoch_loss, valid, time.perf_counter() - start)
-        if improved and accelerator.is_main_process:
-            save_model(plain, output_dir / "best", meta)
-        if accelerator.is_main_process:
+        if output_dir is None:
+            if improved:  # every process keeps its own copy: the same weights on each
+                best = {name: t.detach().clone() for name, t in plain.state_dict().items()}
+        elif accelerator.is_main_process:
+            if improved:
+                save_model(plain, output_dir / "best", meta)
             _save_state(output_dir / STATE_DIR, plain, optimizer, state, key)
             write_json(output_dir / HISTORY, state.history)
         bar.update(1)
@@ -255,7 +263,10 @@ def fit(
         )
     bar.close()
     wait_for_everyone()
-    plain.load_state_dict(load_tensors(output_dir / "best" / MODEL_FILE))
+    if output_dir is not None:
+        plain.load_state_dict(load_tensors(output_dir / "best" / MODEL_FILE))
+    elif best is not None:
+        plain.load_state_dict(best)
     return TrainResult(
         best_epoch=state.best_epoch,
         best_valid=state.best_metric,
@@ -265,5 +276,5 @@ def fit(
         seconds_per_epoch=state.seconds / max(state.epoch, 1),
         peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         history=state.history,
-        checkpoint=str(output_dir / "best"),
+        checkpoint=str(output_dir / "best") if output_dir is not None else None,
     )
