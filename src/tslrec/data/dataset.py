@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -25,6 +25,15 @@ Split = Literal["valid", "test"]
 
 @dataclass
 class SequenceDataset:
+    """Every user's chronological item sequence, with the id maps and each user's negatives.
+
+    Ids are contiguous: user `u` (0..U-1) is `users[u]`, item `i` (1..N; 0 is padding) is
+    `items[i]`, with `titles[i]` and `attributes[i]` where the data has text. `sequences[u]`
+    holds the whole sequence; the leave-one-out split is derived from it (`train_sequences`,
+    `history`, `target`). Build one with `from_frame` (a DataFrame, in memory), `from_config`
+    (a config's `data` section) or `load` (a directory `tslrec data prepare` wrote).
+    """
+
     sequences: list[np.ndarray]
     users: list[str]
     items: list[str | None]
@@ -37,15 +46,34 @@ class SequenceDataset:
 
     @classmethod
     def load(cls, path: str | Path) -> SequenceDataset:
+        """A dataset that `prepare_dataset` (`tslrec data prepare`) wrote to `path`."""
         path = Path(path)
         if not (path / MANIFEST).is_file():
             raise DataError(
                 f"not a prepared dataset (no {MANIFEST}); run `tslrec data prepare`", path=path
             )
-        inter = _read_table(path / "interactions.parquet")
-        users = _read_table(path / "users.parquet").sort("user_idx")
-        items = _read_table(path / "items.parquet").sort("item_idx")
-        negatives = _read_table(path / "negatives.parquet").sort("user_idx")
+        return cls.from_tables(
+            _read_table(path / "interactions.parquet"),
+            _read_table(path / "users.parquet"),
+            _read_table(path / "items.parquet"),
+            _read_table(path / "negatives.parquet"),
+            read_json(path / MANIFEST),
+            path,
+        )
+
+    @classmethod
+    def from_tables(
+        cls,
+        inter: pl.DataFrame,
+        users: pl.DataFrame,
+        items: pl.DataFrame,
+        negatives: pl.DataFrame,
+        manifest: dict,
+        path: Path | None = None,
+    ) -> SequenceDataset:
+        """From the prepared tables, as written to disk or held in memory (`PreparedTables`)."""
+        users, items = users.sort("user_idx"), items.sort("item_idx")
+        negatives = negatives.sort("user_idx")
         item_idx = inter["item_idx"].to_numpy()
         bounds = np.cumsum(inter.group_by("user_idx", maintain_order=True).len()["len"].to_numpy())
         sequences = np.split(item_idx, bounds[:-1])
@@ -57,9 +85,72 @@ class SequenceDataset:
             attributes=[None, *items["attributes"].to_list()],
             valid_negatives=np.array(negatives["valid_negatives"].to_list(), dtype=np.int64),
             test_negatives=np.array(negatives["test_negatives"].to_list(), dtype=np.int64),
-            manifest=read_json(path / MANIFEST),
+            manifest=manifest,
             path=path,
         )
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: Any,
+        *,
+        user: str = "user_id",
+        item: str = "item_id",
+        timestamp: str = "timestamp",
+        rating: str | None = None,
+        items: Any = None,
+        title: str | None = None,
+        attributes: Sequence[str] = (),
+        name: str = "dataframe",
+        **settings: Any,
+    ) -> SequenceDataset:
+        """A dataset from a pandas or polars DataFrame of interactions, one row each; in memory.
+
+        `user`, `item` and `timestamp` (and `rating`) name the frame's columns; timestamps are
+        numbers or datetimes. `items` is an optional frame of item text: its `item` column, a
+        `title` column (default "title" when present) and `attributes` columns. `settings` are
+        the `data` section's (`k_core=5`, `rating_threshold`, `deduplicate`, `negatives_seed`,
+        `num_sampled_negatives`): the frame is filtered, id-mapped and split exactly as a CSV
+        file of the same rows would be by `tslrec data prepare`, but nothing is written.
+        """
+        from tslrec.config import config_from_dict
+        from tslrec.data.prepare import prepare_in_memory
+        from tslrec.data.readers import as_polars, raw_from_frame
+
+        columns = {"user": user, "item": item, "timestamp": timestamp, "rating": rating}
+        item_columns: dict[str, Any] = {"item": item, "attributes": list(attributes)}
+        if title is not None:
+            item_columns["title"] = title
+        data = {"name": name, "format": "table", "columns": columns, "item_columns": item_columns}
+        cfg = config_from_dict({"data": {**data, **settings}}, "Dataset.from_frame").data
+        texts = as_polars(items, "items") if items is not None else None
+        return prepare_in_memory(cfg, raw_from_frame(as_polars(frame), cfg, texts))
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Any = None,
+        overrides: list[str] | None = None,
+        *,
+        path: str | Path | None = None,
+    ) -> SequenceDataset:
+        """The dataset a config's `data` section describes: a `Config`, a `DataConfig`, or the
+        path of a YAML config (with KEY=VALUE `overrides`, as `--set` takes them).
+
+        Built in memory unless `path` is given: then it is prepared into that directory, or
+        reused from it when inputs and settings are unchanged, as `tslrec data prepare` does
+        (which uses `<output_dir>/data`).
+        """
+        from tslrec.config import Config, DataConfig, load_config
+        from tslrec.data.prepare import prepare_dataset, prepare_in_memory
+
+        if isinstance(config, Config):
+            cfg = config.data
+        elif isinstance(config, DataConfig):
+            cfg = config
+        else:
+            cfg = load_config(config, overrides).data
+        return prepare_dataset(cfg, path) if path is not None else prepare_in_memory(cfg)
 
     @property
     def num_users(self) -> int:
@@ -121,6 +212,9 @@ class SequenceDataset:
     def histories(self, users: Sequence[int], split: Split, max_len: int) -> np.ndarray:
         """Left-padded model inputs for predicting each user's validation or test item."""
         return left_pad([self.history(u, split) for u in users], max_len)
+
+
+Dataset = SequenceDataset  # the short name of the public face: tslrec.Dataset.from_frame(...)
 
 
 def left_pad(seqs: Sequence[np.ndarray], length: int) -> np.ndarray:

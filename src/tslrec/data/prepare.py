@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.metadata
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -135,17 +136,24 @@ def _sample_negatives(
     )
 
 
-def prepare_dataset(
-    cfg: DataConfig, out_dir: str | Path, *, force: bool = False
-) -> SequenceDataset:
-    """Prepare (or reuse, when inputs and settings are unchanged) the dataset in `out_dir`."""
-    out_dir = Path(out_dir)
-    fingerprint = input_fingerprint(cfg)
-    manifest_path = out_dir / MANIFEST
-    reusable = not force and manifest_path.is_file()
-    if reusable and read_json(manifest_path).get("input_fingerprint") == fingerprint:
-        return SequenceDataset.load(out_dir)
-    raw = load_raw(cfg)
+@dataclass(frozen=True)
+class PreparedTables:
+    """A prepared dataset before it is written: the four tables and the manifest."""
+
+    interactions: pl.DataFrame  # user_idx, item_idx, timestamp; by user, then time, then file row
+    users: pl.DataFrame  # user_idx, user
+    items: pl.DataFrame  # item_idx, item, title, attributes
+    negatives: pl.DataFrame  # user_idx, valid_negatives, test_negatives
+    manifest: dict
+
+    def dataset(self, path: Path | None = None) -> SequenceDataset:
+        return SequenceDataset.from_tables(
+            self.interactions, self.users, self.items, self.negatives, self.manifest, path
+        )
+
+
+def prepare_tables(raw: RawData, cfg: DataConfig, fingerprint: str) -> PreparedTables:
+    """Filter, id-map and split raw interactions, in memory; `fingerprint` goes to the manifest."""
     df = _filter_interactions(raw.interactions, cfg, raw.source)
     users, items = _id_maps(df)
     interactions = (
@@ -181,10 +189,35 @@ def prepare_dataset(
         "stats": _sequence_stats(lengths, items.height),
         "sampled_negatives_per_user": len(negatives["test_negatives"][0]),
     }
+    return PreparedTables(interactions, users, _item_table(items, raw), negatives, manifest)
+
+
+def prepare_dataset(
+    cfg: DataConfig, out_dir: str | Path, *, force: bool = False
+) -> SequenceDataset:
+    """Prepare (or reuse, when inputs and settings are unchanged) the dataset in `out_dir`."""
+    out_dir = Path(out_dir)
+    fingerprint = input_fingerprint(cfg)
+    manifest_path = out_dir / MANIFEST
+    reusable = not force and manifest_path.is_file()
+    if reusable and read_json(manifest_path).get("input_fingerprint") == fingerprint:
+        return SequenceDataset.load(out_dir)
+    tables = prepare_tables(load_raw(cfg), cfg, fingerprint)
     with atomic_dir(out_dir) as tmp:
-        interactions.write_parquet(tmp / "interactions.parquet")
-        users.write_parquet(tmp / "users.parquet")
-        _item_table(items, raw).write_parquet(tmp / "items.parquet")
-        negatives.write_parquet(tmp / "negatives.parquet")
-        write_json(tmp / MANIFEST, manifest)
+        tables.interactions.write_parquet(tmp / "interactions.parquet")
+        tables.users.write_parquet(tmp / "users.parquet")
+        tables.items.write_parquet(tmp / "items.parquet")
+        tables.negatives.write_parquet(tmp / "negatives.parquet")
+        write_json(tmp / MANIFEST, tables.manifest)
     return SequenceDataset.load(out_dir)
+
+
+def prepare_in_memory(cfg: DataConfig, raw: RawData | None = None) -> SequenceDataset:
+    """The dataset `prepare_dataset` would write for `cfg`, built in memory; nothing is written.
+
+    `raw` is data already read (a DataFrame's, see `readers.raw_from_frame`); by default the
+    files `cfg` names are read. The manifest's `input_fingerprint` covers the settings and those
+    files, not an in-memory frame's rows (its `content_hash` covers the prepared data).
+    """
+    raw = raw if raw is not None else load_raw(cfg)
+    return prepare_tables(raw, cfg, input_fingerprint(cfg)).dataset()

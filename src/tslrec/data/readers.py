@@ -471,6 +471,33 @@ def _load_table(cfg: DataConfig) -> RawData:
     return RawData(interactions, items, str(path))
 
 
+def as_polars(frame: Any, what: str = "frame") -> pl.DataFrame:
+    """A polars DataFrame as it is, a pandas one converted (its index is not a column)."""
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    if type(frame).__module__.split(".")[0] == "pandas":
+        return pl.from_pandas(frame)
+    raise DataError(f"{what}: expected a pandas or polars DataFrame, got {type(frame).__name__}")
+
+
+def raw_from_frame(
+    frame: pl.DataFrame,
+    cfg: DataConfig,
+    items: pl.DataFrame | None = None,
+    source: str = "DataFrame",
+) -> RawData:
+    """Interactions (and optional item text) from frames in memory, checked as a table file's
+    columns are (`cfg.columns`, `cfg.item_columns`); errors name `source` and the row."""
+    cols = cfg.columns
+    table = _non_empty(_Table(Path(source), frame.with_row_index(_ROW), first_line=None))
+    interactions = _interactions(table, cols.user, cols.item, cols.timestamp, cols.rating)
+    text = None
+    if items is not None:
+        item_table = _Table(Path(f"{source} (items)"), items.with_row_index(_ROW), None)
+        text = _user_items(_non_empty(item_table), cfg.item_columns, interactions)
+    return RawData(interactions, text, source)
+
+
 def _load_amazon_ratings(cfg: DataConfig) -> RawData:
     """The headerless `user,item,rating,timestamp` ratings-only CSVs of the Amazon dumps."""
     path = _existing(cfg.path, "data.path")
