@@ -1,6 +1,12 @@
 """tslrec: TSLRec / P2Rec, user-level LLM fine-tuning that makes sequential recommenders better.
 
-The public API, in the order data flows through it::
+The short way in, from a DataFrame of interactions to recommendations on its own ids::
+
+    dataset = Dataset.from_frame(df, user="user_id", item="item_id", timestamp="ts")
+    model = Recommender("sasrec", epochs=20).fit(dataset)
+    model.recommend(["u1"], k=10)  # a DataFrame: user, rank, item, title, score
+
+The pieces underneath, in the order data flows through them::
 
     cfg = load_config("configs/ml-100k.yaml")
     dataset = prepare_dataset(cfg.data, "runs/ml-100k/data")
@@ -21,6 +27,8 @@ __version__ = "0.1.0"
 # (tslrec.evaluation.formatting) do not pay for torch.
 _PUBLIC = {
     "Config": "tslrec.config",
+    "Dataset": "tslrec.data.dataset",
+    "Recommender": "tslrec.recommender",
     "load_config": "tslrec.config",
     "SequenceDataset": "tslrec.data.dataset",
     "prepare_dataset": "tslrec.data.prepare",
@@ -32,11 +40,12 @@ _PUBLIC = {
 
 if TYPE_CHECKING:
     from tslrec.config import Config, load_config
-    from tslrec.data.dataset import SequenceDataset
+    from tslrec.data.dataset import Dataset, SequenceDataset
     from tslrec.data.prepare import prepare_dataset
     from tslrec.evaluation.evaluator import evaluate
     from tslrec.models import build_model
     from tslrec.pipeline.tslrec import run_tslrec
+    from tslrec.recommender import Recommender
     from tslrec.training.trainer import fit
 
 
@@ -48,6 +57,8 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "Config",
+    "Dataset",
+    "Recommender",
     "SequenceDataset",
     "build_model",
     "evaluate",

@@ -30,9 +30,17 @@ def save_model(
     model: SequentialRecommender, path: str | Path, extra: dict[str, Any] | None = None
 ) -> None:
     with atomic_dir(path) as tmp:
-        save_tensors(tmp / MODEL_FILE, model.state_dict())
-        meta = {"model": model.cfg.model_dump(), "num_items": model.num_items, **(extra or {})}
-        write_json(tmp / MODEL_META, meta)
+        write_model_files(model, tmp, extra)
+
+
+def write_model_files(
+    model: SequentialRecommender, directory: Path, extra: dict[str, Any] | None = None
+) -> None:
+    """`model.safetensors` and `model.json` into an existing directory (`save_model` makes one
+    atomically; `extra` joins the JSON, e.g. an enhanced model's `item_embedding`)."""
+    save_tensors(directory / MODEL_FILE, model.state_dict())
+    meta = {"model": model.cfg.model_dump(), "num_items": model.num_items, **(extra or {})}
+    write_json(directory / MODEL_META, meta)
 
 
 def load_model(path: str | Path) -> tuple[SequentialRecommender, dict[str, Any]]:
