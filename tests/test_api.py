@@ -176,3 +176,24 @@ def test_settings_are_checked_and_an_unfitted_model_says_so():
     with pytest.raises(TslrecError, match="not fitted"):
         tslrec.Recommender().recommend(["u1"])
     assert tslrec.Recommender("gru4rec", eval={"mask_seen": True}).config.eval.mask_seen
+
+
+def test_tslrec_recommend_prints_what_the_recommender_gives(cyclic, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from tslrec.cli import app
+    from tslrec.pipeline.backbone import load_trained
+
+    dataset = load_dataset(cyclic)
+    train_and_evaluate(cyclic, dataset, progress=False)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cyclic.model_dump(mode="json")))
+    result = CliRunner().invoke(app, ["recommend", "-c", str(path), "--user", "u7", "-k", "4"])
+    assert result.exit_code == 0, result.output
+    rows = [line.split("│")[1:-1] for line in result.output.splitlines() if "│ " in line]
+    printed = [[cell.strip() for cell in row] for row in rows if row[0].strip().isdigit()]
+    face = tslrec.Recommender.from_model(load_trained(cyclic, dataset), dataset, cyclic)
+    expected = face.recommend("u7", k=4)
+    assert [row[1] for row in printed] == expected["item"].to_list()
+    assert [row[3] for row in printed] == [f"{score:.3f}" for score in expected["score"]]

@@ -153,31 +153,24 @@ def recommend(
     k: Annotated[int, typer.Option("-k", min=1, help="How many items.")] = 10,
 ) -> None:
     """Top-k items for a known user, or for a new user's raw item sequence."""
-    import torch
-
-    from tslrec.data.dataset import left_pad
     from tslrec.pipeline.backbone import load_dataset, load_trained
+    from tslrec.recommender import Recommender
 
     if (user is None) == (items is None):
         raise TslrecError("give exactly one of --user ID or --items ID1,ID2,...")
     cfg = _backbone_config(config, set_, backbone)
     dataset = load_dataset(cfg)
-    model = load_trained(cfg, dataset)
+    model = Recommender.from_model(load_trained(cfg, dataset), dataset, cfg)
     if user is not None:
-        history = dataset.sequences[dataset.user_index(user)]
+        top = model.recommend(user, k)
     else:
-        history = [dataset.item_index(i.strip()) for i in items.split(",") if i.strip()]  # type: ignore[union-attr]
-    inputs = torch.from_numpy(left_pad([history], max(len(history), 1)))  # all, to exclude
-    top_items, scores = model.recommend(inputs, k)
+        sequence = [i.strip() for i in items.split(",") if i.strip()]  # type: ignore[union-attr]
+        top = model.recommend(sequences=[sequence], k=k)
     table = Table(title=f"top {k} for {'user ' + user if user else 'the given sequence'}")
     for column in ("rank", "item id", "title", "score"):
         table.add_column(column)
-    ranked = zip(top_items[0].tolist(), scores[0].tolist(), strict=True)
-    unseen = [(item, score) for item, score in ranked if score != float("-inf")]
-    for rank, (item, score) in enumerate(unseen, 1):  # fewer than k when few items are unseen
-        table.add_row(
-            str(rank), str(dataset.items[item]), dataset.titles[item] or "", f"{score:.3f}"
-        )
+    for row in top.iter_rows(named=True):  # fewer than k when few items are unseen
+        table.add_row(str(row["rank"]), row["item"], row["title"] or "", f"{row['score']:.3f}")
     console.print(table)
 
 
