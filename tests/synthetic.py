@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from tslrec.config import Config, config_from_dict
 
@@ -28,6 +29,16 @@ def write_interactions_csv(path: Path, sequences: list[list[int]]) -> Path:
         rows += [f"u{u},i{item},{1000 + t}" for t, item in enumerate(seq)]
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def cyclic_frame(sequences: list[list[int]] | None = None) -> pl.DataFrame:
+    """The rows `write_interactions_csv` writes for the sequences, as a polars DataFrame."""
+    rows = [
+        (f"u{u}", f"i{item}", 1000 + t)
+        for u, seq in enumerate(sequences or cyclic_sequences())
+        for t, item in enumerate(seq)
+    ]
+    return pl.DataFrame(rows, schema=["user", "item", "ts"], orient="row")
 
 
 def tiny_config(tmp_path: Path, csv: Path, **sections: dict) -> Config:

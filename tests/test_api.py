@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
-from synthetic import cyclic_sequences, tiny_config, write_interactions_csv
+from synthetic import cyclic_frame, cyclic_sequences, tiny_config, write_interactions_csv
 
 import tslrec
 from tslrec.errors import ConfigError, DataError, TslrecError
@@ -15,16 +15,6 @@ from tslrec.pipeline.backbone import load_dataset, train_and_evaluate
 
 TINY = {"hidden_size": 16, "num_layers": 1, "max_len": 10, "dropout": 0.1, "lr": 0.01}
 TINY |= {"batch_size": 16, "patience": 50, "num_threads": 1}
-
-
-def cyclic_frame() -> pl.DataFrame:
-    """The rows `write_interactions_csv` writes for `cyclic_sequences()`, as a frame."""
-    rows = [
-        (f"u{u}", f"i{item}", 1000 + t)
-        for u, seq in enumerate(cyclic_sequences())
-        for t, item in enumerate(seq)
-    ]
-    return pl.DataFrame(rows, schema=["user", "item", "ts"], orient="row")
 
 
 @pytest.fixture()
