@@ -8,7 +8,7 @@ from torch import nn
 from tslrec.config import ModelConfig
 from tslrec.models.base import SequentialRecommender
 from tslrec.models.item_embedding import ItemEmbedding
-from tslrec.models.sasrec import TransformerEncoder
+from tslrec.models.layers import TransformerEncoder
 
 
 class BERT4Rec(SequentialRecommender):

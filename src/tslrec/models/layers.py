@@ -1,10 +1,14 @@
-"""A pre-norm Transformer block on scaled_dot_product_attention, shared by SASRec and BERT4Rec."""
+"""The Transformer that SASRec (causal) and BERT4Rec (bidirectional) share: pre-norm blocks on
+scaled_dot_product_attention, and the encoder that stacks them over item + position embeddings.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tslrec.config import ModelConfig
 
 
 class TransformerBlock(nn.Module):
@@ -49,3 +53,30 @@ def attention_mask(seqs: torch.Tensor, causal: bool) -> torch.Tensor:
     if causal:
         allowed = allowed & torch.ones(t, t, dtype=torch.bool, device=seqs.device).tril()
     return allowed | torch.eye(t, dtype=torch.bool, device=seqs.device)
+
+
+class TransformerEncoder(nn.Module):
+    """Item + position embeddings through a stack of blocks; `causal` decides what each sees."""
+
+    def __init__(self, cfg: ModelConfig, causal: bool) -> None:
+        super().__init__()
+        self.causal = causal
+        self.position = nn.Embedding(cfg.max_len, cfg.hidden_size)
+        nn.init.normal_(self.position.weight, std=0.02)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(cfg.hidden_size, cfg.num_heads, cfg.dropout, cfg.attention_dropout)
+            for _ in range(cfg.num_layers)
+        )
+        self.norm = nn.LayerNorm(cfg.hidden_size)
+
+    def forward(self, seqs: torch.Tensor, item_vectors: torch.Tensor) -> torch.Tensor:
+        t = seqs.size(1)
+        # counted back from the most recent item, which always has position max_len - 1
+        positions = torch.arange(self.position.num_embeddings - t, self.position.num_embeddings)
+        positions = positions.to(seqs.device)
+        x = self.drop(item_vectors + self.position(positions)) * (seqs != 0).unsqueeze(-1)
+        allowed = attention_mask(seqs, self.causal)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.norm(x)
