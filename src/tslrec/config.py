@@ -49,6 +49,15 @@ class ItemColumnMapping(StrictModel):
 
 
 class DataConfig(StrictModel):
+    """Where the interactions come from and how they are prepared (`tslrec data prepare`).
+
+    `format` picks the reader (README, "Bringing your own data"), `path` / `item_path` its files
+    and `columns` / `item_columns` their column names. Preparation keeps ratings of at least
+    `rating_threshold`, drops repeated user-item pairs (`deduplicate`, the earliest kept),
+    applies an iterative `k_core`, and draws `num_sampled_negatives` per user with
+    `negatives_seed` for the sampled protocol. `name` names the run (by default the file's).
+    """
+
     name: str = "ml-100k"
     format: Literal[
         "builtin", "atomic", "table", "amazon-ratings", "amazon-reviews", "sequences", "lcrec"
@@ -89,6 +98,12 @@ def dataset_name(path: Path) -> str:
 
 
 class ModelConfig(StrictModel):
+    """The backbone and its size: shared by every backbone unless `per_backbone` says otherwise.
+
+    `max_len` is how many of the most recent items a model reads; `mask_prob` is BERT4Rec's
+    cloze-mask share in training; `num_heads` applies to the Transformers (SASRec, BERT4Rec).
+    """
+
     name: BackboneName = "sasrec"
     hidden_size: int = Field(64, ge=1)
     num_layers: int = Field(2, ge=1)
@@ -107,6 +122,14 @@ BUDGET_FIELDS = frozenset({"epochs", "patience"})
 
 
 class TrainConfig(StrictModel):
+    """How a backbone trains: loss, optimiser (Adam), budget and seed.
+
+    `loss` is full cross-entropy (`ce`), `bce` against one sampled negative per target or
+    `sampled_softmax` over `num_negatives`; training stops after `epochs`, or after `patience`
+    epochs without a better validation NDCG@10. `num_threads` and `ce_chunk_size` change speed
+    only, never what is learned; more `epochs` or `patience` continue a finished run.
+    """
+
     loss: Literal["ce", "bce", "sampled_softmax"] = "ce"
     num_negatives: int = Field(256, ge=1)
     # rows of logits formed at once by the full-softmax loss (512 is fastest on a 2-core CPU)
@@ -123,6 +146,13 @@ class TrainConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
+    """How models are scored: leave-one-out ranking of the held-out item.
+
+    `full` ranks the whole catalogue (the sampled negatives' ranks are kept beside it),
+    `sampled` only the target among its sampled negatives; `mask_seen` removes already-seen
+    items from the ranking; `ks` are the cut-offs (10 is required: early stopping uses NDCG@10).
+    """
+
     protocol: Literal["full", "sampled"] = "full"
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
     mask_seen: bool = False
@@ -145,18 +175,25 @@ class EvalConfig(StrictModel):
 
 
 class LLMConfig(StrictModel):
+    """The LLM of stages 1-2: the built-in `smollm2-135m` or a local Hugging Face directory."""
+
     model: str = "smollm2-135m"
     dtype: Literal["float32", "bfloat16"] = "float32"
     cache_dir: Path = Path("cache/llm")
 
 
 class CategoryConfig(StrictModel):
+    """Stage 1's latent categories: k-means with `k` clusters on stage 0's item table."""
+
     k: int = Field(32, ge=2)
     normalize: bool = False
     seed: int = 0
 
 
 class PromptConfig(StrictModel):
+    """How a user's items become an LLM prompt: as titles, titles with attributes, one new token
+    per item (`id_token`) or `item_17` strings; at most `max_items` items and `max_tokens`."""
+
     rendering: Literal["id_text", "id_token", "title", "title+attrs"] = "title"
     max_items: int = Field(10, ge=1)
     max_tokens: int = Field(160, ge=8)
@@ -164,6 +201,13 @@ class PromptConfig(StrictModel):
 
 
 class SFTConfig(StrictModel):
+    """Stage 1's LoRA fine-tuning of the LLM to reconstruct users' category distributions.
+
+    `level: user` is TSLRec's one sample per user and epoch, `instance` the costlier baseline
+    of one per training prefix; the rest are the sample kind, the loss, LoRA's shape and the
+    optimiser's schedule.
+    """
+
     level: Literal["user", "instance"] = "user"
     # user-level samples: `window`, each epoch one window of 1..prompt.max_items consecutive
     # training items per user whose target counts exactly the items shown (a one-item window's
@@ -206,6 +250,8 @@ class SFTConfig(StrictModel):
 
 
 class AugmentConfig(StrictModel):
+    """Stage 2: every item as a one-item prompt through the tuned LLM, pooled to its table row."""
+
     batch_size: int = Field(32, ge=1)
     pooling: Literal["last", "mean"] = "last"
     # what stage 2 hands the backbones: the pooled state (`hidden`), what the head reads
@@ -214,6 +260,12 @@ class AugmentConfig(StrictModel):
 
 
 class EnhanceConfig(StrictModel):
+    """How the item table enters the downstream backbones, and which table it is.
+
+    `mode`: `init` (a PCA of the table starts the id embedding), `adapter` (the frozen table
+    through a trainable MLP) or `fusion` (the adapted table plus a fresh id embedding).
+    """
+
     mode: Literal["init", "adapter", "fusion"] = "fusion"  # measured on ML-100K: README
     # which item table enters the model: TSLRec's, or a control of its shape without the LLM's
     # contribution (see tslrec.pipeline.tables); `tslrec compare` is a grid over this key

@@ -19,6 +19,12 @@ BACKBONES: dict[str, type[SequentialRecommender]] = {
 def build_model(
     num_items: int, cfg: ModelConfig, item_embedding: ItemEmbedding | None = None
 ) -> SequentialRecommender:
+    """The untrained backbone `cfg.name` (sasrec, gru4rec or bert4rec) for items 1..num_items.
+
+    `item_embedding` is the item table it looks up and scores against: by default a fresh
+    trainable id embedding; `build_item_embedding` makes an enhanced one from an external
+    (N+1, D) table. The weights are drawn from torch's global generator: seed it first.
+    """
     return BACKBONES[cfg.name](num_items, cfg, item_embedding)
 
 

@@ -24,6 +24,15 @@ def fit_width(seqs: torch.Tensor, width: int) -> torch.Tensor:
 
 
 class SequentialRecommender(nn.Module):
+    """A next-item model over left-padded sequences of internal item ids (1..N; 0 = padding).
+
+    A backbone implements `encode`; the rest is shared: `score` gives every item's score after
+    a history, `recommend` the top k (seen items skipped), `item_embeddings` the learned table.
+    Its `item_embedding` (`models.item_embedding`) supplies the (N+1, H) table used both for
+    the input lookup and for scoring: plain ids, or an enhanced (LLM) table. Build one with
+    `build_model`; `tslrec.Recommender` wraps one with id maps, training and saving.
+    """
+
     objective: ClassVar[Literal["causal", "masked"]] = "causal"
     # True when leading padding columns change no real position's output (attention hides them,
     # positions count from the right), so a training batch may be cut to its longest sequence
