@@ -131,7 +131,7 @@ def test_recommend_on_external_ids_and_the_round_trip(tmp_path):
         "model.safetensors",
         "recommender.json",
     ]
-    assert loaded.config == model.config
+    assert loaded.config == model.config and model.config.data.columns.timestamp == "ts"
     assert loaded.recommend(["u0", "u3"], k=3).equals(known)
     full = loaded.evaluate("test")  # no sampled negatives are saved: full ranking only
     assert full == {name: model.evaluate("test")[name] for name in full}
@@ -165,6 +165,8 @@ def test_settings_are_checked_and_an_unfitted_model_says_so():
         tslrec.Recommender("sasrek")
     with pytest.raises(TslrecError, match="not fitted"):
         tslrec.Recommender().recommend(["u1"])
+    with pytest.raises(ConfigError, match="mode applies to an item_table only"):
+        tslrec.Recommender(mode="adapter")
     assert tslrec.Recommender("gru4rec", eval={"mask_seen": True}).config.eval.mask_seen
 
 

@@ -19,9 +19,11 @@ import numpy as np
 import polars as pl
 import torch
 from accelerate.utils import set_seed
+from pydantic import ValidationError
 
 from tslrec.config import (
     Config,
+    DataConfig,
     EnhanceConfig,
     ModelConfig,
     TrainConfig,
@@ -68,6 +70,8 @@ class Recommender:
         progress: bool = True,
         **settings: Any,
     ) -> None:
+        if item_table is None and (given := [key for key in _ENHANCE_KEYS if key in settings]):
+            raise ConfigError(f"Recommender: {given[0]} applies to an item_table only")
         self.config = _resolve_config(backbone, config, settings)
         self.item_table = _load_table(item_table) if item_table is not None else None
         self.progress = progress
@@ -124,6 +128,7 @@ class Recommender:
             model, dataset, cfg.train, cfg.eval, None, meta=meta, progress=self.progress
         )
         self.model, self.dataset, self._meta = model.eval(), dataset, meta
+        self.config = cfg.model_copy(update={"data": _data_config(dataset, cfg.data)})
         return self
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
@@ -161,12 +166,12 @@ class Recommender:
         if k < 1:
             raise TslrecError(f"k must be at least 1, got {k}")
         if users is not None:
-            keys: list = [users] if isinstance(users, str) else list(users)
+            keys: list = [users] if isinstance(users, str) else [str(u) for u in users]
             histories = [dataset.sequences[dataset.user_index(u)] for u in keys]
             column = "user"
         else:
             histories = [
-                np.array([dataset.item_index(i) for i in seq], dtype=np.int64)
+                np.array([dataset.item_index(str(i)) for i in seq], dtype=np.int64)
                 for seq in sequences  # type: ignore[union-attr]
             ]
             keys, column = list(range(len(histories))), "sequence"
@@ -244,7 +249,7 @@ class Recommender:
             items=face["items"],
             titles=face["titles"],
             attributes=face["attributes"],
-            valid_negatives=np.zeros((users, 0), dtype=np.int64),  # not saved: no evaluation
+            valid_negatives=np.zeros((users, 0), dtype=np.int64),  # not saved: full ranking only
             test_negatives=np.zeros((users, 0), dtype=np.int64),
             manifest=face["manifest"],
             path=path,
@@ -278,6 +283,8 @@ def _resolve_config(
     raw = base.model_dump(mode="json")
     for key, value in settings.items():
         if key == "eval":
+            if not isinstance(value, dict):
+                raise ConfigError("Recommender: eval takes a mapping, e.g. {'mask_seen': True}")
             raw["eval"].update(value)
         elif key in ModelConfig.model_fields and key != "name":
             raw["model"][key] = value
@@ -291,6 +298,14 @@ def _resolve_config(
                 f"{' or '.join(_ENHANCE_KEYS)}, or eval={{...}} (the backbone comes first)"
             )
     return config_from_dict(raw, "Recommender")
+
+
+def _data_config(dataset: SequenceDataset, default: DataConfig) -> DataConfig:
+    """The `data` settings the dataset was prepared under, as its manifest records them."""
+    try:
+        return DataConfig.model_validate(dataset.manifest["settings"])
+    except (KeyError, ValidationError):  # a manifest of another version: keep what we had
+        return default
 
 
 def _load_table(table: torch.Tensor | str | Path) -> torch.Tensor:
