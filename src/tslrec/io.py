@@ -12,9 +12,11 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,12 +43,43 @@ def _as_if_created(path: Path, mode: int) -> None:
     path.chmod(mode & ~_UMASK | path.stat().st_mode & stat.S_ISGID)
 
 
+def require_writable_dir(path: str | Path, key: str) -> Path:
+    """Fail before any work starts on an output directory that could not be written: one that
+    is a file, lies under a file, or whose nearest existing ancestor is not writable."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise TslrecError(f"{key} '{path}': {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise TslrecError(f"{key} '{path}': {existing} is not writable")
+    return path
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Name the artifact when its directory cannot be made or written (a file in the way, a
+    read-only disk), instead of letting the OS error surface from deep inside a stage."""
+    try:
+        yield
+    except OSError as err:
+        raise TslrecError(f"{path}: cannot write it ({err.strerror or err})") from None
+
+
+def _owned(name: str) -> str:
+    """The prefix of a temporary sibling of `name`, tagged with this process's id so that a
+    later sweep can tell an orphan (its writer is gone) from a write still under way."""
+    return f".{name}.{os.getpid()}-"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_owned(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -63,7 +96,7 @@ def _previous(path: Path) -> Path:
 
 def _discard(path: Path) -> None:
     """Delete a directory so that no crash can leave part of it under its name."""
-    trash = path.with_name(f"{path.name}.{uuid.uuid4().hex}.trash")
+    trash = path.with_name(f"{_owned(path.name)}{uuid.uuid4().hex}.trash")
     with contextlib.suppress(FileNotFoundError):  # absent, or another process took it
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
@@ -97,8 +130,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     instant between two renames, beside it (see `restore_interrupted`). One writer at a time.
     """
     path = restore_interrupted(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=_owned(path.name), suffix=".tmp", dir=path.parent))
     previous = _previous(path)
     try:
         yield tmp
@@ -110,6 +144,56 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+# A temporary sibling left by `atomic_path` / `atomic_dir` / `_discard`: .NAME.PID-XXXX.tmp or
+# .NAME.PID-HEX.trash (the leading dot doubled for hidden names such as .state.previous)
+_LEFTOVER = re.compile(r"^\..+\.(\d+)-[^.]+\.(tmp|trash)$")
+# ... and as versions before the process id was tagged named them, swept once a day old
+_UNTAGGED = re.compile(r"^(\..+\.[a-z0-9_]{8}\.tmp|.+\.[0-9a-f]{32}\.trash)$")
+_UNTAGGED_AGE_S = 24 * 3600
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _orphaned(entry: Path) -> bool:
+    if match := _LEFTOVER.match(entry.name):
+        return not _alive(int(match.group(1)))
+    if _UNTAGGED.match(entry.name):
+        with contextlib.suppress(FileNotFoundError):
+            return time.time() - entry.lstat().st_mtime > _UNTAGGED_AGE_S
+    return False
+
+
+def sweep_leftovers(directory: str | Path) -> list[Path]:
+    """Delete the temporary files and directories that killed writers left in `directory`.
+
+    A kill between creating a temporary sibling and renaming it leaves a whole model
+    (`.best.*.tmp/`), a JSON file or an emptied `.trash` behind that nothing else removes.
+    Only those whose writer process is gone are deleted, so a write under way in another
+    process on this machine is never touched. Stages call this when they start.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    swept = []
+    for entry in directory.iterdir():
+        if not _orphaned(entry):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        swept.append(entry)
+    return swept
 
 
 def write_json(path: str | Path, data: Any) -> None:
