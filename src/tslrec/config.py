@@ -7,11 +7,12 @@ a default. Every run saves the fully resolved config next to its results.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -20,6 +21,17 @@ from pydantic import (
 )
 
 from tslrec.errors import ConfigError
+
+
+def _named_directory(value: Any) -> Any:
+    """An empty path is `Path('.')` to pydantic: the current directory, surely not what was
+    meant; '.' says so when it is."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must name a directory (use '.' for the current one)")
+    return value
+
+
+OutputDir = Annotated[Path, BeforeValidator(_named_directory)]
 
 
 class StrictModel(BaseModel):
@@ -267,7 +279,7 @@ def _valid_settings(section: StrictModel, values: dict[str, Any], set_by_run: st
 class Config(StrictModel):
     """Everything a run needs; each section is owned by one stage."""
 
-    output_dir: Path = Path("runs/ml-100k")
+    output_dir: OutputDir = Path("runs/ml-100k")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -285,8 +297,13 @@ class Config(StrictModel):
         the shared ones. The result has none left to apply, so resolving it again changes
         nothing."""
         extra = self.per_backbone.get(name, BackboneSettings())
-        model = ModelConfig.model_validate({**self.model.model_dump(), **extra.model, "name": name})
-        train = TrainConfig.model_validate({**self.train.model_dump(), **extra.train})
+        try:
+            model = ModelConfig.model_validate(
+                {**self.model.model_dump(), **extra.model, "name": name}
+            )
+            train = TrainConfig.model_validate({**self.train.model_dump(), **extra.train})
+        except ValidationError as err:
+            raise ConfigError(_format_validation_error(err, f"backbone '{name}'")) from None
         return self.model_copy(update={"model": model, "train": train, "per_backbone": {}})
 
 
@@ -297,7 +314,8 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{key}'")
         else:
-            lines.append(f"{source}: key '{key}': {e['msg']} (got {e.get('input')!r})")
+            message = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}: key '{key}': {message} (got {e.get('input')!r})")
     return "\n".join(lines)
 
 
@@ -324,14 +342,26 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error as one line with the place: its own text spans lines and ends on a
+    caret under a quoted snippet, which says nothing once printed on one line."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
 def _read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: {_yaml_problem(err)}") from None
     except UnicodeDecodeError as err:
         before = err.object[: err.start]
         line, column = before.count(b"\n") + 1, err.start - before.rfind(b"\n")
@@ -379,7 +409,7 @@ class ExperimentConfig(StrictModel):
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     grid: GridConfig | None = None
     overrides: list[str] = Field(default_factory=list)
-    output_dir: Path = Path("runs/experiments")
+    output_dir: OutputDir = Path("runs/experiments")
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
