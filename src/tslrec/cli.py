@@ -196,6 +196,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="valid or test.")] = "test",
 ) -> None:
     """Evaluate a trained backbone (full ranking or sampled, seen items masked or not)."""
+    from tslrec.evaluation.evaluator import check_protocol
     from tslrec.evaluation.evaluator import evaluate as run_evaluation
     from tslrec.pipeline.backbone import load_dataset, load_trained
 
@@ -203,6 +204,7 @@ def evaluate(
         raise TslrecError(f"--split must be 'valid' or 'test', got '{split}'")
     cfg = _backbone_config(config, set_, backbone)
     dataset = load_dataset(cfg)
+    check_protocol(dataset, cfg.eval)
     result = run_evaluation(load_trained(cfg, dataset), dataset, split, cfg.eval)  # type: ignore[arg-type]
     _print_metrics(
         f"{cfg.model.name} on {cfg.data.name}: {split} ({cfg.eval.describe()})", result.metrics
@@ -229,6 +231,8 @@ def recommend(
 
     if (user is None) == (items is None):
         raise TslrecError("give exactly one of --user ID or --items ID1,ID2,...")
+    if items is not None and not items.replace(",", "").strip():
+        raise TslrecError(f"--items {items!r}: no item ids; expected ID1,ID2,...")
     cfg = _backbone_config(config, set_, backbone)
     dataset = load_dataset(cfg)
     model = load_trained(cfg, dataset)
@@ -243,6 +247,10 @@ def recommend(
         table.add_column(column)
     ranked = zip(top_items[0].tolist(), scores[0].tolist(), strict=True)
     unseen = [(item, score) for item, score in ranked if score != float("-inf")]
+    if not unseen:
+        raise TslrecError(
+            f"every one of the {dataset.num_items} items is in this history: none left to recommend"
+        )
     for rank, (item, score) in enumerate(unseen, 1):  # fewer than k when few items are unseen
         table.add_row(
             str(rank), str(dataset.items[item]), dataset.titles[item] or "", f"{score:.3f}"

@@ -12,7 +12,6 @@ Two sources are accepted, both strictly offline (the runs must not depend on a n
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -53,7 +52,6 @@ def load_causal_lm(cfg: LLMConfig) -> tuple[PreTrainedModel, PreTrainedTokenizer
     The tokenizer always has a pad token (the EOS token when the model defines none) so batches can
     be padded; the model's ``config.pad_token_id`` is set to match.
     """
-    os.environ["HF_HUB_OFFLINE"] = "1"
     if cfg.model in BUILTIN_MODELS:
         with main_process_first():  # one converter, the others wait for it
             directory = _builtin_cache(cfg.model, Path(cfg.cache_dir))
@@ -146,12 +144,18 @@ def _convert_gguf(gguf: Path, out_dir: Path) -> None:
     weights into a model built from the clean config. The cache is then an ordinary checkpoint.
     """
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, local_files_only=True
+        )
         dequantize = (
             {} if GgufConfig is None else {"quantization_config": GgufConfig(dequantize=True)}
         )
         loaded = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32, **dequantize
+            gguf.parent,
+            gguf_file=gguf.name,
+            dtype=torch.float32,
+            local_files_only=True,
+            **dequantize,
         )
     except (OSError, ValueError) as err:
         raise TslrecError(f"{gguf}: cannot read the GGUF checkpoint: {err}") from None
