@@ -109,3 +109,60 @@ def test_tensors_and_metadata_round_trip_and_a_damaged_file_is_named(tmp_path):
     (tmp_path / "t.safetensors").write_bytes(b"garbage")
     with pytest.raises(TslrecError, match=r"t.safetensors: not a readable safetensors file"):
         load_tensors_and_metadata(tmp_path / "t.safetensors")
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (a pid is not reused this quickly)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_sweep_removes_what_killed_writers_left_and_nothing_else(tmp_path):
+    from tslrec.io import sweep_leftovers
+
+    dead, alive = _dead_pid(), os.getpid()
+    (tmp_path / f".best.{dead}-abc123.tmp").mkdir()
+    (tmp_path / f".best.{dead}-abc123.tmp" / "model.safetensors").write_bytes(b"x")
+    (tmp_path / f".history.json.{dead}-q1w2e3r4.tmp").write_text("{")
+    (tmp_path / f"..state.previous.{dead}-{'f' * 32}.trash").mkdir()
+    (tmp_path / f".history.json.{alive}-q1w2e3r4.tmp").write_text("{")  # a write under way
+    untagged_old = tmp_path / ".best.k2j4h5g6.tmp"  # named as before pids were tagged
+    untagged_new = tmp_path / ".config.yaml.a1b2c3d4.tmp"
+    untagged_old.mkdir()
+    untagged_new.write_text("")
+    os.utime(untagged_old, (0, 0))
+    for kept in ("best", "history.json", "notes.tmp"):
+        (tmp_path / kept).write_text("")
+    swept = sweep_leftovers(tmp_path)
+    assert len(swept) == 4
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [
+            f".history.json.{alive}-q1w2e3r4.tmp",
+            untagged_new.name,
+            "best",
+            "history.json",
+            "notes.tmp",
+        ]
+    )
+
+
+def test_temporaries_carry_the_writer_pid(tmp_path):
+    with atomic_path(tmp_path / "a.json") as tmp:
+        assert tmp.name.startswith(f".a.json.{os.getpid()}-")
+    with atomic_dir(tmp_path / "d") as tmp:
+        assert tmp.name.startswith(f".d.{os.getpid()}-")
+
+
+def test_an_unwritable_target_is_named(tmp_path):
+    from tslrec.io import require_writable_dir
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(TslrecError, match=r"a\.json: cannot write it \(.*file is a file"):
+        write_json(tmp_path / "file" / "a.json", {})
+    with pytest.raises(TslrecError, match="is a file, not a directory"):
+        require_writable_dir(tmp_path / "file" / "sub", "output_dir")
+    assert require_writable_dir(tmp_path / "new" / "dir", "output_dir") == tmp_path / "new" / "dir"

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -51,12 +50,18 @@ def _global_options(
         ),
     ] = False,
 ) -> None:
-    """Options for every command; each command reads them from the root click context."""
+    """Options for every command, set anew by each invocation (tests invoke many in one
+    process)."""
+    _OPTIONS["debug"] = debug
 
 
-def _debugging() -> bool:
-    context = click.get_current_context(silent=True)
-    return bool(context and context.find_root().params.get("debug"))
+_OPTIONS = {"debug": False}
+# typer's own exits and usage errors, which it reports itself (its click may be vendored)
+_CLI_EXCEPTIONS = (
+    typer.Exit,
+    typer.Abort,
+    next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+)
 
 
 def _describe(err: Exception) -> str:
@@ -100,10 +105,10 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
             try:
                 return command(*args, **kwargs)
-            except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            except _CLI_EXCEPTIONS:
                 raise
             except Exception as err:
-                if _debugging():
+                if _OPTIONS["debug"]:
                     traceback.print_exc()
                 message = escape(_describe(err))
                 err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)

@@ -111,6 +111,16 @@ class ModelConfig(StrictModel):
     max_len: int = Field(50, ge=2)
     mask_prob: float = Field(0.2, gt=0.0, lt=1.0)
 
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ModelConfig:
+        """Checked here, not when the model is built: an epoch of data preparation later is
+        too late to learn that attention cannot split the hidden size."""
+        if self.name != "gru4rec" and self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
+        return self
+
 
 # TrainConfig fields that change how fast a model trains, never what it learns
 RUNTIME_FIELDS = frozenset({"num_threads", "ce_chunk_size"})

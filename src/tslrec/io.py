@@ -64,7 +64,9 @@ def _writing(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        raise TslrecError(f"{path}: cannot write it ({err.strerror or err})") from None
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a directory" if blocker else err.strerror or err
+        raise TslrecError(f"{path}: cannot write it ({reason})") from None
 
 
 def _owned(name: str) -> str:
