@@ -148,6 +148,14 @@ CASES = [
     Case("lr-text", [*TRAIN, "-s", "train.lr=fast"], ("'train.lr'", "'fast'")),
     Case("dropout-range", [*TRAIN, "-s", "model.dropout=1.5"], ("'model.dropout'",)),
     Case("heads-hidden", [*TRAIN, "-s", "model.num_heads=3"], ("'model'", "num_heads 3")),
+    Case("seed-negative", [*TRAIN, "-s", "train.seed=-1"], ("'train.seed'",)),
+    Case("threads-zero", [*TRAIN, "-s", "train.num_threads=0"], ("'train.num_threads'",)),
+    Case(
+        "experiment-seed-negative",
+        ["experiment", "-c", "exp.yaml"],
+        ("exp.yaml", "'seeds.0'"),
+        write("exp.yaml", "name: e\nconfigs: [cfg.yaml]\nseeds: [-1]\n"),
+    ),
     Case("ks-without-10", [*TRAIN, "-s", "eval.ks=[5]"], ("'eval.ks'",)),
     Case("protocol-unknown", [*TRAIN, "-s", "eval.protocol=half"], ("'eval.protocol'",)),
     Case("format-unknown", [*TRAIN, "-s", "data.format=xml"], ("'data.format'",)),
@@ -675,3 +683,23 @@ def test_training_sweeps_what_a_killed_run_left(template, tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     assert not any(p.exists() for p in orphans)
     assert not [p.name for p in run.iterdir() if p.name.endswith((".tmp", ".trash"))]
+
+
+def test_a_run_refused_for_its_protocol_leaves_no_model_directory(template, tmp_path, monkeypatch):
+    """The check comes before the run writes its config and settings, not after an epoch."""
+    work = _in(template, tmp_path, monkeypatch)
+    (work / "all.csv").write_text(
+        "user,item,ts\n" + "".join(f"u{u},i{i},{i}\n" for u in range(4) for i in range(1, 5))
+    )
+    args = [*TRAIN, "-s", "output_dir=fresh", "-s", "data.path=all.csv"]
+    result = runner.invoke(app, [*args, "-s", "eval.protocol=sampled"])
+    assert result.exit_code == 2 and "user 'u0'" in result.output
+    assert (work / "fresh" / "data").is_dir() and not (work / "fresh" / "models").exists()
+
+
+def test_recommending_more_than_is_left_warns(template, tmp_path, monkeypatch) -> None:
+    _in(template, tmp_path, monkeypatch)
+    seen = ",".join(f"i{i}" for i in range(1, 18))  # 3 of the 20 left
+    result = runner.invoke(app, [*RECOMMEND, "--items", seen, "-k", "5"])
+    assert result.exit_code == 0, result.output
+    assert "warning: -k 5: only 3 items are not in this history" in result.output

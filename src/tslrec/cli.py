@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from tslrec.config import BackboneName, Config, load_config
-from tslrec.errors import ConfigError, TslrecError, TslrecWarning
+from tslrec.errors import ConfigError, TslrecError, TslrecWarning, warn
 from tslrec.evaluation.formatting import cutoffs
 from tslrec.io import require_writable_dir
 
@@ -256,6 +256,8 @@ def recommend(
         raise TslrecError(
             f"every one of the {dataset.num_items} items is in this history: none left to recommend"
         )
+    if len(unseen) < k:
+        warn(f"-k {k}: only {len(unseen)} items are not in this history; listing those")
     for rank, (item, score) in enumerate(unseen, 1):  # fewer than k when few items are unseen
         table.add_row(
             str(rank), str(dataset.items[item]), dataset.titles[item] or "", f"{score:.3f}"

@@ -32,6 +32,8 @@ def _named_directory(value: Any) -> Any:
 
 
 OutputDir = Annotated[Path, BeforeValidator(_named_directory)]
+# numpy and accelerate take seeds in [0, 2**32): a negative one would fail deep inside a stage
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 class StrictModel(BaseModel):
@@ -72,7 +74,7 @@ class DataConfig(StrictModel):
     rating_threshold: float | None = None
     deduplicate: bool = True
     k_core: int = Field(5, ge=0)
-    negatives_seed: int = 0
+    negatives_seed: Seed = 0
     num_sampled_negatives: int = Field(100, ge=1)
 
     @model_validator(mode="before")
@@ -138,10 +140,10 @@ class TrainConfig(StrictModel):
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     patience: int = Field(10, ge=1)
-    seed: int = 42
+    seed: Seed = 42
     # bf16 autocast (accelerate): ~2x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs
     mixed_precision: Literal["no", "bf16"] = "no"
-    num_threads: int | None = None
+    num_threads: int | None = Field(None, ge=1)
 
 
 class EvalConfig(StrictModel):
@@ -175,7 +177,7 @@ class LLMConfig(StrictModel):
 class CategoryConfig(StrictModel):
     k: int = Field(32, ge=2)
     normalize: bool = False
-    seed: int = 0
+    seed: Seed = 0
 
 
 class PromptConfig(StrictModel):
@@ -224,7 +226,7 @@ class SFTConfig(StrictModel):
     # users whose samples never train, for the held-out loss of the transmission diagnostics
     holdout: float = Field(0.1, ge=0.0, lt=1.0)
     max_samples: int | None = None
-    seed: int = 0
+    seed: Seed = 0
 
 
 class AugmentConfig(StrictModel):
@@ -240,7 +242,7 @@ class EnhanceConfig(StrictModel):
     # which item table enters the model: TSLRec's, or a control of its shape without the LLM's
     # contribution (see tslrec.pipeline.tables); `tslrec compare` is a grid over this key
     table: TableName = "tslrec"
-    table_seed: int = 0  # the random table's
+    table_seed: Seed = 0  # the random table's
     # the fusion adapter's last layer at the start: PyTorch's init, zeros (the model starts as
     # the plain one) or a tenth of PyTorch's init; see models.item_embedding.FusionEmbedding
     adapter_start: Literal["default", "zero", "small"] = "default"
@@ -416,7 +418,7 @@ class ExperimentConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     configs: list[Path] = Field(min_length=1)
     backbones: list[BackboneName] | None = None
-    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [42], min_length=1)
     grid: GridConfig | None = None
     overrides: list[str] = Field(default_factory=list)
     output_dir: OutputDir = Path("runs/experiments")
