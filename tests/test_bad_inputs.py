@@ -179,6 +179,11 @@ CASES = [
         ("output_dir 'c.csv/sub'", "c.csv is a file"),
     ),
     Case(
+        "output-dir-not-writable",  # procfs refuses a new directory even to root
+        [*TRAIN, "-s", "output_dir=/proc/tslrec-out"],
+        ("output_dir '/proc/tslrec-out'", "/proc is not writable"),
+    ),
+    Case(
         "per-backbone-bad-value",
         [*TRAIN, "-s", "per_backbone.gru4rec.train.lr=-1"],
         ("per_backbone.gru4rec.train", "lr"),
@@ -413,6 +418,12 @@ CASES = [
         prepare("r.json", "amazon-reviews"),
         ("r.json", "line 1", "control character at character 19"),
         write("r.json", jsonl('{"reviewerID": "u1')),
+    ),
+    Case(
+        "reviews-string-open-at-end",  # the decoder's message ends in "at": no "at at"
+        prepare("r.json", "amazon-reviews"),
+        ("r.json", "line 2", "Unterminated string starting at character 16"),
+        write("r.json", jsonl(REVIEW) + '{"reviewerID": "u1'),
     ),
     Case(
         "reviews-deep-nesting",

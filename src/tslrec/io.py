@@ -45,15 +45,19 @@ def _as_if_created(path: Path, mode: int) -> None:
 
 def require_writable_dir(path: str | Path, key: str) -> Path:
     """Fail before any work starts on an output directory that could not be written: one that
-    is a file, lies under a file, or whose nearest existing ancestor is not writable."""
+    is a file, lies under a file, or whose nearest existing ancestor cannot be written to."""
     path = Path(path)
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if existing.exists() and not existing.is_dir():
         raise TslrecError(f"{key} '{path}': {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise TslrecError(f"{key} '{path}': {existing} is not writable")
+    try:  # a real write: permissions alone miss read-only mounts, and root passes any access()
+        os.rmdir(tempfile.mkdtemp(prefix=_owned("write-probe"), suffix=".tmp", dir=existing))
+    except OSError as err:
+        raise TslrecError(
+            f"{key} '{path}': {existing} is not writable ({err.strerror or err})"
+        ) from None
     return path
 
 
