@@ -41,6 +41,9 @@ BackboneOption = Annotated[
 ]
 
 
+_OPTIONS = {"debug": False}  # the global options of the invocation under way
+
+
 @app.callback()
 def _global_options(
     debug: Annotated[
@@ -55,7 +58,6 @@ def _global_options(
     _OPTIONS["debug"] = debug
 
 
-_OPTIONS = {"debug": False}
 # typer's own exits and usage errors, which it reports itself (its click may be vendored)
 _CLI_EXCEPTIONS = (
     typer.Exit,
@@ -82,13 +84,20 @@ def _describe(err: Exception) -> str:
 
 
 def _show_warning(
-    original: Callable[..., None], message: Warning | str, category: type[Warning], *args: Any
+    original: Callable[..., None],
+    shown: set[str],
+    message: Warning | str,
+    category: type[Warning],
+    *args: Any,
 ) -> None:
-    """Our warnings as one `warning:` line each; other libraries' as Python prints them."""
+    """Our warnings as one `warning:` line each, once per command (a pipeline checks the same
+    setting for every model it trains); other libraries' as Python prints them."""
     if issubclass(category, TslrecWarning):
-        err_console.print(
-            f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True
-        )
+        if str(message) not in shown:
+            shown.add(str(message))
+            err_console.print(
+                f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True
+            )
     else:
         original(message, category, *args)
 
@@ -102,7 +111,7 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("always", TslrecWarning)
-            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning)
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning, set())
             try:
                 return command(*args, **kwargs)
             except _CLI_EXCEPTIONS:
