@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - depends on the installed transformers
 
 from tslrec.config import LLMConfig
 from tslrec.errors import TslrecError
-from tslrec.io import atomic_dir, package_file, read_json, write_json
+from tslrec.io import atomic_dir, package_file, read_json, sweep_leftovers, write_json
 from tslrec.training.accelerator import main_process_first
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ def _builtin_cache(name: str, cache_dir: Path) -> Path:
     if _cache_is_current(target):
         return target
     gguf = builtin_gguf_path(name)
+    sweep_leftovers(cache_dir)  # a conversion killed half-way leaves a whole model behind
     start = time.perf_counter()
     log.info("converting %s to a float model under %s (one-off)", gguf.name, target)
     with atomic_dir(target) as tmp:
