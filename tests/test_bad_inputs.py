@@ -677,14 +677,16 @@ def test_training_sweeps_what_a_killed_run_left(template, tmp_path, monkeypatch)
     import subprocess
     import sys
 
+    from tslrec.io import writer_tag
+
     work = _in(template, tmp_path, monkeypatch)
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # a writer that is gone
     run = work / "run" / "models" / "sasrec"
     orphans = [
-        run / f".best.{child.pid}-k2j4h5g6.tmp",
-        run / f".history.json.{child.pid}-a1b2c3d4.tmp",
-        run / f"..state.previous.{child.pid}-{'e' * 32}.trash",
+        run / f"{writer_tag('best', child.pid)}k2j4h5g6.tmp",
+        run / f"{writer_tag('history.json', child.pid)}a1b2c3d4.tmp",
+        run / f"{writer_tag('.state.previous', child.pid)}{'e' * 32}.trash",
     ]
     orphans[0].mkdir()
     (orphans[0] / "model.safetensors").write_bytes(b"half a model")

@@ -122,15 +122,18 @@ def _dead_pid() -> int:
 
 
 def test_sweep_removes_what_killed_writers_left_and_nothing_else(tmp_path):
-    from tslrec.io import sweep_leftovers
+    from tslrec.io import sweep_leftovers, writer_tag
 
     dead, alive = _dead_pid(), os.getpid()
-    (tmp_path / f".best.{dead}-abc123.tmp").mkdir()
-    (tmp_path / f".best.{dead}-abc123.tmp" / "model.safetensors").write_bytes(b"x")
-    (tmp_path / f".history.json.{dead}-q1w2e3r4.tmp").write_text("{")
-    (tmp_path / f"..state.previous.{dead}-{'f' * 32}.trash").mkdir()
-    (tmp_path / f".history.json.{alive}-q1w2e3r4.tmp").write_text("{")  # a write under way
-    untagged_old = tmp_path / ".best.k2j4h5g6.tmp"  # named as before pids were tagged
+    (tmp_path / f"{writer_tag('best', dead)}abc123.tmp").mkdir()
+    (tmp_path / f"{writer_tag('best', dead)}abc123.tmp" / "model.safetensors").write_bytes(b"x")
+    (tmp_path / f"{writer_tag('history.json', dead)}q1w2e3r4.tmp").write_text("{")
+    (tmp_path / f"{writer_tag('.state.previous', dead)}{'f' * 32}.trash").mkdir()
+    live = f"{writer_tag('history.json', alive)}q1w2e3r4.tmp"  # a write under way
+    elsewhere = f".history.json.otherhost-{dead}-q1w2e3r4.tmp"  # another machine's
+    (tmp_path / live).write_text("{")
+    (tmp_path / elsewhere).write_text("{")
+    untagged_old = tmp_path / ".best.k2j4h5g6.tmp"  # named as before writers were tagged
     untagged_new = tmp_path / ".config.yaml.a1b2c3d4.tmp"
     untagged_old.mkdir()
     untagged_new.write_text("")
@@ -140,21 +143,21 @@ def test_sweep_removes_what_killed_writers_left_and_nothing_else(tmp_path):
     swept = sweep_leftovers(tmp_path)
     assert len(swept) == 4
     assert sorted(os.listdir(tmp_path)) == sorted(
-        [
-            f".history.json.{alive}-q1w2e3r4.tmp",
-            untagged_new.name,
-            "best",
-            "history.json",
-            "notes.tmp",
-        ]
+        [live, elsewhere, untagged_new.name, "best", "history.json", "notes.tmp"]
     )
 
 
-def test_temporaries_carry_the_writer_pid(tmp_path):
+def test_temporaries_carry_the_writer_machine_and_pid(tmp_path):
+    import socket
+
+    from tslrec.io import writer_tag
+
+    assert f"-{os.getpid()}-" in writer_tag("a.json")
+    assert socket.gethostname().split(".")[0].replace("-", "_") in writer_tag("a.json")
     with atomic_path(tmp_path / "a.json") as tmp:
-        assert tmp.name.startswith(f".a.json.{os.getpid()}-")
+        assert tmp.name.startswith(writer_tag("a.json"))
     with atomic_dir(tmp_path / "d") as tmp:
-        assert tmp.name.startswith(f".d.{os.getpid()}-")
+        assert tmp.name.startswith(writer_tag("d"))
 
 
 def test_an_unwritable_target_is_named(tmp_path):

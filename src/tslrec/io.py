@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import time
@@ -53,7 +54,7 @@ def require_writable_dir(path: str | Path, key: str) -> Path:
     if existing.exists() and not existing.is_dir():
         raise TslrecError(f"{key} '{path}': {existing} is a file, not a directory")
     try:  # a real write: permissions alone miss read-only mounts, and root passes any access()
-        os.rmdir(tempfile.mkdtemp(prefix=_owned("write-probe"), suffix=".tmp", dir=existing))
+        os.rmdir(tempfile.mkdtemp(prefix=writer_tag("write-probe"), suffix=".tmp", dir=existing))
     except OSError as err:
         raise TslrecError(
             f"{key} '{path}': {existing} is not writable ({err.strerror or err})"
@@ -73,10 +74,15 @@ def _writing(path: Path) -> Iterator[None]:
         raise TslrecError(f"{path}: cannot write it ({reason})") from None
 
 
-def _owned(name: str) -> str:
-    """The prefix of a temporary sibling of `name`, tagged with this process's id so that a
-    later sweep can tell an orphan (its writer is gone) from a write still under way."""
-    return f".{name}.{os.getpid()}-"
+# this machine's name as it can appear in a file name: [A-Za-z0-9_] only, so it parses back
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
+def writer_tag(name: str, pid: int | None = None) -> str:
+    """The prefix of a temporary sibling of `name`: its writer's machine and process id, so
+    that a later sweep can tell an orphan (its writer is gone) from a write still under way,
+    also where several machines share the file system."""
+    return f".{name}.{_HOST}-{os.getpid() if pid is None else pid}-"
 
 
 @contextlib.contextmanager
@@ -85,7 +91,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     with _writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_owned(path.name), suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=writer_tag(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -102,7 +108,7 @@ def _previous(path: Path) -> Path:
 
 def _discard(path: Path) -> None:
     """Delete a directory so that no crash can leave part of it under its name."""
-    trash = path.with_name(f"{_owned(path.name)}{uuid.uuid4().hex}.trash")
+    trash = path.with_name(f"{writer_tag(path.name)}{uuid.uuid4().hex}.trash")
     with contextlib.suppress(FileNotFoundError):  # absent, or another process took it
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
@@ -138,7 +144,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path = restore_interrupted(path)
     with _writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=_owned(path.name), suffix=".tmp", dir=path.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=writer_tag(path.name), suffix=".tmp", dir=path.parent))
     previous = _previous(path)
     try:
         yield tmp
@@ -152,9 +158,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
-# A temporary sibling left by `atomic_path` / `atomic_dir` / `_discard`: .NAME.PID-XXXX.tmp or
-# .NAME.PID-HEX.trash (the leading dot doubled for hidden names such as .state.previous)
-_LEFTOVER = re.compile(r"^\..+\.(\d+)-[^.]+\.(tmp|trash)$")
+# A temporary sibling left by `atomic_path` / `atomic_dir` / `_discard`: .NAME.HOST-PID-XXXX.tmp
+# or .NAME.HOST-PID-HEX.trash (the leading dot doubled for hidden names such as .state.previous)
+_LEFTOVER = re.compile(r"^\..+\.([A-Za-z0-9_]+)-(\d+)-[^.-]+\.(tmp|trash)$")
 # ... and as versions before the process id was tagged named them, swept once a day old
 _UNTAGGED = re.compile(r"^(\..+\.[a-z0-9_]{8}\.tmp|.+\.[0-9a-f]{32}\.trash)$")
 _UNTAGGED_AGE_S = 24 * 3600
@@ -171,8 +177,8 @@ def _alive(pid: int) -> bool:
 
 
 def _orphaned(entry: Path) -> bool:
-    if match := _LEFTOVER.match(entry.name):
-        return not _alive(int(match.group(1)))
+    if match := _LEFTOVER.match(entry.name):  # a writer on another machine is not ours to judge
+        return match.group(1) == _HOST and not _alive(int(match.group(2)))
     if _UNTAGGED.match(entry.name):
         with contextlib.suppress(FileNotFoundError):
             return time.time() - entry.lstat().st_mtime > _UNTAGGED_AGE_S
@@ -184,8 +190,9 @@ def sweep_leftovers(directory: str | Path) -> list[Path]:
 
     A kill between creating a temporary sibling and renaming it leaves a whole model
     (`.best.*.tmp/`), a JSON file or an emptied `.trash` behind that nothing else removes.
-    Only those whose writer process is gone are deleted, so a write under way in another
-    process on this machine is never touched. Stages call this when they start.
+    Only those whose writer process on this machine is gone are deleted, so a write under
+    way in another process, or on another machine, is never touched. Stages call this when
+    they start.
     """
     directory = Path(directory)
     if not directory.is_dir():
