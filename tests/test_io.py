@@ -109,3 +109,63 @@ def test_tensors_and_metadata_round_trip_and_a_damaged_file_is_named(tmp_path):
     (tmp_path / "t.safetensors").write_bytes(b"garbage")
     with pytest.raises(TslrecError, match=r"t.safetensors: not a readable safetensors file"):
         load_tensors_and_metadata(tmp_path / "t.safetensors")
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (a pid is not reused this quickly)."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_sweep_removes_what_killed_writers_left_and_nothing_else(tmp_path):
+    from tslrec.io import sweep_leftovers, writer_tag
+
+    dead, alive = _dead_pid(), os.getpid()
+    (tmp_path / f"{writer_tag('best', dead)}abc123.tmp").mkdir()
+    (tmp_path / f"{writer_tag('best', dead)}abc123.tmp" / "model.safetensors").write_bytes(b"x")
+    (tmp_path / f"{writer_tag('history.json', dead)}q1w2e3r4.tmp").write_text("{")
+    (tmp_path / f"{writer_tag('.state.previous', dead)}{'f' * 32}.trash").mkdir()
+    live = f"{writer_tag('history.json', alive)}q1w2e3r4.tmp"  # a write under way
+    elsewhere = f".history.json.otherhost-{dead}-q1w2e3r4.tmp"  # another machine's
+    (tmp_path / live).write_text("{")
+    (tmp_path / elsewhere).write_text("{")
+    untagged_old = tmp_path / ".best.k2j4h5g6.tmp"  # named as before writers were tagged
+    untagged_new = tmp_path / ".config.yaml.a1b2c3d4.tmp"
+    untagged_old.mkdir()
+    untagged_new.write_text("")
+    os.utime(untagged_old, (0, 0))
+    for kept in ("best", "history.json", "notes.tmp"):
+        (tmp_path / kept).write_text("")
+    swept = sweep_leftovers(tmp_path)
+    assert len(swept) == 4
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [live, elsewhere, untagged_new.name, "best", "history.json", "notes.tmp"]
+    )
+
+
+def test_temporaries_carry_the_writer_machine_and_pid(tmp_path):
+    import socket
+
+    from tslrec.io import writer_tag
+
+    assert f"-{os.getpid()}-" in writer_tag("a.json")
+    assert socket.gethostname().split(".")[0].replace("-", "_") in writer_tag("a.json")
+    with atomic_path(tmp_path / "a.json") as tmp:
+        assert tmp.name.startswith(writer_tag("a.json"))
+    with atomic_dir(tmp_path / "d") as tmp:
+        assert tmp.name.startswith(writer_tag("d"))
+
+
+def test_an_unwritable_target_is_named(tmp_path):
+    from tslrec.io import require_writable_dir
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(TslrecError, match=r"a\.json: cannot write it \(.*file is a file"):
+        write_json(tmp_path / "file" / "a.json", {})
+    with pytest.raises(TslrecError, match="is a file, not a directory"):
+        require_writable_dir(tmp_path / "file" / "sub", "output_dir")
+    assert require_writable_dir(tmp_path / "new" / "dir", "output_dir") == tmp_path / "new" / "dir"

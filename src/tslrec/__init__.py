@@ -18,10 +18,16 @@ The pieces underneath, in the order data flows through them::
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+# Runs never touch the network. huggingface_hub reads this once, when it is first imported, so
+# it is set here, before any tslrec module can import transformers; every load also passes
+# local_files_only, which holds even where the hub was imported before tslrec.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 # Imported on first use, so that `tslrec --help` and tools that only read figures
 # (tslrec.evaluation.formatting) do not pay for torch.

@@ -6,19 +6,21 @@ import functools
 import json
 import os
 import sys
+import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from tslrec.config import Config, load_config
-from tslrec.errors import TslrecError
+from tslrec.config import BackboneName, Config, load_config
+from tslrec.errors import ConfigError, TslrecError, TslrecWarning, warn
 from tslrec.evaluation.formatting import cutoffs
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from tslrec.io import require_writable_dir
 
 app = typer.Typer(help="TSLRec: LLM-enhanced sequential recommendation.", no_args_is_help=True)
 data_app = typer.Typer(help="Prepare and inspect datasets.", no_args_is_help=True)
@@ -39,25 +41,106 @@ BackboneOption = Annotated[
 ]
 
 
+_OPTIONS = {"debug": False}  # the global options of the invocation under way
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", envvar="TSLREC_DEBUG", help="On failure, show the Python traceback too."
+        ),
+    ] = False,
+) -> None:
+    """Options for every command, set anew by each invocation (tests invoke many in one
+    process)."""
+    _OPTIONS["debug"] = debug
+
+
+# typer's own exits and usage errors, which it reports itself (its click may be vendored)
+_CLI_EXCEPTIONS = (
+    typer.Exit,
+    typer.Abort,
+    next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"),
+)
+
+
+def _describe(err: Exception) -> str:
+    """One line for any exception: ours say what to fix; the others at least name the file or
+    what ran out, and point at --debug, because a traceback is no message for a user."""
+    if isinstance(err, TslrecError):
+        return str(err)
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror or err}"
+    if isinstance(err, RecursionError):
+        return "input nested too deeply to process (Python's recursion limit)"
+    if isinstance(err, MemoryError):
+        return "out of memory"
+    return (
+        f"unexpected {type(err).__name__}: {err}; rerun with --debug for the traceback "
+        "and please report it"
+    )
+
+
+def _show_warning(
+    original: Callable[..., None],
+    shown: set[str],
+    message: Warning | str,
+    category: type[Warning],
+    *args: Any,
+) -> None:
+    """Our warnings as one `warning:` line each, once per command (a pipeline checks the same
+    setting for every model it trains); other libraries' as Python prints them."""
+    if issubclass(category, TslrecWarning):
+        if str(message) not in shown:
+            shown.add(str(message))
+            err_console.print(
+                f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True
+            )
+    else:
+        original(message, category, *args)
+
+
 def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Expected failures print one clear line and exit non-zero, without a traceback."""
+    """The one place a command's failure becomes a message: every exception that escapes a
+    command prints one `error:` line and exits 2 (its traceback only under --debug); click's
+    own usage errors and exits pass through."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except TslrecError as err:
-            err_console.print(f"[bold red]error:[/] {err}", highlight=False)
-            raise typer.Exit(2) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", TslrecWarning)
+            warnings.showwarning = functools.partial(_show_warning, warnings.showwarning, set())
+            try:
+                return command(*args, **kwargs)
+            except _CLI_EXCEPTIONS:
+                raise
+            except Exception as err:
+                if _OPTIONS["debug"]:
+                    traceback.print_exc()
+                message = escape(_describe(err))
+                err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _config(config: Path | None, overrides: list[str] | None) -> Config:
+    """The config, with its output directory known to be writable before any work starts."""
+    cfg = load_config(config, overrides)
+    require_writable_dir(cfg.output_dir, "output_dir")
+    return cfg
 
 
 def _backbone_config(
     config: Path | None, overrides: list[str] | None, backbone: str | None
 ) -> Config:
     """The config one backbone trains under (the config's own model when none is named)."""
-    cfg = load_config(config, overrides)
+    names = get_args(BackboneName)
+    if backbone is not None and backbone not in names:
+        raise ConfigError(f"--backbone {backbone!r}: expected one of {', '.join(names)}")
+    cfg = _config(config, overrides)
     return cfg.for_backbone(backbone or cfg.model.name)
 
 
@@ -78,7 +161,7 @@ def data_prepare(config: ConfigOption = None, set_: SetOption = None) -> None:
     """Read, filter, id-map and split the dataset; save it as Parquet + a JSON manifest."""
     from tslrec.pipeline.backbone import dataset_dir, load_dataset
 
-    cfg = load_config(config, set_)
+    cfg = _config(config, set_)
     dataset = load_dataset(cfg)
     console.print(f"prepared [bold]{cfg.data.name}[/] in {dataset_dir(cfg)}")
     console.print_json(json.dumps(dataset.stats()))
@@ -90,7 +173,7 @@ def data_stats(config: ConfigOption = None, set_: SetOption = None) -> None:
     """Users, items, interactions, density and the sequence-length distribution."""
     from tslrec.pipeline.backbone import load_dataset
 
-    dataset = load_dataset(load_config(config, set_))
+    dataset = load_dataset(_config(config, set_))
     table = Table(title=dataset.manifest["source"])
     table.add_column("statistic")
     table.add_column("value", justify="right")
@@ -127,6 +210,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="valid or test.")] = "test",
 ) -> None:
     """Evaluate a trained backbone (full ranking or sampled, seen items masked or not)."""
+    from tslrec.evaluation.evaluator import check_protocol
     from tslrec.evaluation.evaluator import evaluate as run_evaluation
     from tslrec.pipeline.backbone import load_dataset, load_trained
 
@@ -134,6 +218,7 @@ def evaluate(
         raise TslrecError(f"--split must be 'valid' or 'test', got '{split}'")
     cfg = _backbone_config(config, set_, backbone)
     dataset = load_dataset(cfg)
+    check_protocol(dataset, cfg.eval)
     result = run_evaluation(load_trained(cfg, dataset), dataset, split, cfg.eval)  # type: ignore[arg-type]
     _print_metrics(
         f"{cfg.model.name} on {cfg.data.name}: {split} ({cfg.eval.describe()})", result.metrics
@@ -158,6 +243,8 @@ def recommend(
 
     if (user is None) == (items is None):
         raise TslrecError("give exactly one of --user ID or --items ID1,ID2,...")
+    if items is not None and not items.replace(",", "").strip():
+        raise TslrecError(f"--items {items!r}: no item ids; expected ID1,ID2,...")
     cfg = _backbone_config(config, set_, backbone)
     dataset = load_dataset(cfg)
     model = Recommender.from_model(load_trained(cfg, dataset), dataset, cfg)
@@ -169,7 +256,13 @@ def recommend(
     table = Table(title=f"top {k} for {'user ' + user if user else 'the given sequence'}")
     for column in ("rank", "item id", "title", "score"):
         table.add_column(column)
-    for row in top.iter_rows(named=True):  # fewer than k when few items are unseen
+    if top.is_empty():
+        raise TslrecError(
+            f"every one of the {dataset.num_items} items is in this history: none left to recommend"
+        )
+    if top.height < k:
+        warn(f"-k {k}: only {top.height} items are not in this history; listing those")
+    for row in top.iter_rows(named=True):
         table.add_row(str(row["rank"]), row["item"], row["title"] or "", f"{row['score']:.3f}")
     console.print(table)
 
@@ -182,7 +275,7 @@ def run(config: ConfigOption = None, set_: SetOption = None) -> None:
 
     from tslrec.pipeline.tslrec import results_markdown, run_tslrec
 
-    cfg = load_config(config, set_)
+    cfg = _config(config, set_)
     results = run_tslrec(cfg)
     console.print(Markdown(results_markdown(results)))
     console.print(f"results in {cfg.output_dir / 'results.json'} and results.md")
@@ -218,6 +311,7 @@ def compare(
     except ValueError:
         raise TslrecError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
     exp = compare_experiment(config, names, seed_list, chosen, set_ or [])
+    require_writable_dir(exp.output_dir, "output_dir")
     rows, sentence = run_compare(exp)
     console.print(Markdown(compare_table(rows)))
     console.print(sentence)
@@ -256,6 +350,7 @@ def experiment(
     exp = load_experiment(config, set_)
     if seed:
         exp = only_seeds(exp, seed)
+    require_writable_dir(exp.output_dir, "output_dir")
     results = run_experiment(exp, progress=True)
     out = exp.output_dir / exp.name
     console.print(Markdown((out / "summary.md").read_text()))  # written by run_experiment

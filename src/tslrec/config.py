@@ -7,11 +7,12 @@ a default. Every run saves the fully resolved config next to its results.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -20,6 +21,19 @@ from pydantic import (
 )
 
 from tslrec.errors import ConfigError
+
+
+def _named_directory(value: Any) -> Any:
+    """An empty path is `Path('.')` to pydantic: the current directory, surely not what was
+    meant; '.' says so when it is."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must name a directory (use '.' for the current one)")
+    return value
+
+
+OutputDir = Annotated[Path, BeforeValidator(_named_directory)]
+# numpy and accelerate take seeds in [0, 2**32): a negative one would fail deep inside a stage
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
 class StrictModel(BaseModel):
@@ -69,7 +83,7 @@ class DataConfig(StrictModel):
     rating_threshold: float | None = None
     deduplicate: bool = True
     k_core: int = Field(5, ge=0)
-    negatives_seed: int = 0
+    negatives_seed: Seed = 0
     num_sampled_negatives: int = Field(100, ge=1)
 
     @model_validator(mode="before")
@@ -114,6 +128,16 @@ class ModelConfig(StrictModel):
     max_len: int = Field(50, ge=2)
     mask_prob: float = Field(0.2, gt=0.0, lt=1.0)
 
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> ModelConfig:
+        """Checked here, not when the model is built: an epoch of data preparation later is
+        too late to learn that attention cannot split the hidden size."""
+        if self.name != "gru4rec" and self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}"
+            )
+        return self
+
 
 # TrainConfig fields that change how fast a model trains, never what it learns
 RUNTIME_FIELDS = frozenset({"num_threads", "ce_chunk_size"})
@@ -139,10 +163,10 @@ class TrainConfig(StrictModel):
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     patience: int = Field(10, ge=1)
-    seed: int = 42
+    seed: Seed = 42
     # bf16 autocast (accelerate): ~2x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs
     mixed_precision: Literal["no", "bf16"] = "no"
-    num_threads: int | None = None
+    num_threads: int | None = Field(None, ge=1)
 
 
 class EvalConfig(StrictModel):
@@ -187,7 +211,7 @@ class CategoryConfig(StrictModel):
 
     k: int = Field(32, ge=2)
     normalize: bool = False
-    seed: int = 0
+    seed: Seed = 0
 
 
 class PromptConfig(StrictModel):
@@ -246,7 +270,7 @@ class SFTConfig(StrictModel):
     # users whose samples never train, for the held-out loss of the transmission diagnostics
     holdout: float = Field(0.1, ge=0.0, lt=1.0)
     max_samples: int | None = None
-    seed: int = 0
+    seed: Seed = 0
 
 
 class AugmentConfig(StrictModel):
@@ -270,7 +294,7 @@ class EnhanceConfig(StrictModel):
     # which item table enters the model: TSLRec's, or a control of its shape without the LLM's
     # contribution (see tslrec.pipeline.tables); `tslrec compare` is a grid over this key
     table: TableName = "tslrec"
-    table_seed: int = 0  # the random table's
+    table_seed: Seed = 0  # the random table's
     # the fusion adapter's last layer at the start: PyTorch's init, zeros (the model starts as
     # the plain one) or a tenth of PyTorch's init; see models.item_embedding.FusionEmbedding
     adapter_start: Literal["default", "zero", "small"] = "default"
@@ -319,7 +343,7 @@ def _valid_settings(section: StrictModel, values: dict[str, Any], set_by_run: st
 class Config(StrictModel):
     """Everything a run needs; each section is owned by one stage."""
 
-    output_dir: Path = Path("runs/ml-100k")
+    output_dir: OutputDir = Path("runs/ml-100k")
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -337,8 +361,13 @@ class Config(StrictModel):
         the shared ones. The result has none left to apply, so resolving it again changes
         nothing."""
         extra = self.per_backbone.get(name, BackboneSettings())
-        model = ModelConfig.model_validate({**self.model.model_dump(), **extra.model, "name": name})
-        train = TrainConfig.model_validate({**self.train.model_dump(), **extra.train})
+        try:
+            model = ModelConfig.model_validate(
+                {**self.model.model_dump(), **extra.model, "name": name}
+            )
+            train = TrainConfig.model_validate({**self.train.model_dump(), **extra.train})
+        except ValidationError as err:
+            raise ConfigError(_format_validation_error(err, f"backbone '{name}'")) from None
         return self.model_copy(update={"model": model, "train": train, "per_backbone": {}})
 
 
@@ -349,7 +378,8 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{key}'")
         else:
-            lines.append(f"{source}: key '{key}': {e['msg']} (got {e.get('input')!r})")
+            message = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{source}: key '{key}': {message} (got {e.get('input')!r})")
     return "\n".join(lines)
 
 
@@ -376,14 +406,26 @@ def config_from_dict(raw: dict[str, Any], source: str = "config") -> Config:
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """PyYAML's error as one line with the place: its own text spans lines and ends on a
+    caret under a quoted snippet, which says nothing once printed on one line."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    context = getattr(err, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
 def _read_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML config file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: {_yaml_problem(err)}") from None
     except UnicodeDecodeError as err:
         before = err.object[: err.start]
         line, column = before.count(b"\n") + 1, err.start - before.rfind(b"\n")
@@ -428,10 +470,10 @@ class ExperimentConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     configs: list[Path] = Field(min_length=1)
     backbones: list[BackboneName] | None = None
-    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [42], min_length=1)
     grid: GridConfig | None = None
     overrides: list[str] = Field(default_factory=list)
-    output_dir: Path = Path("runs/experiments")
+    output_dir: OutputDir = Path("runs/experiments")
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -36,3 +36,14 @@ class DataError(TslrecError):
 
 class ConfigError(TslrecError):
     """A config key that is unknown, mistyped or out of range."""
+
+
+class TslrecWarning(UserWarning):
+    """A value that is legal but almost surely a mistake: the run goes on, the user is told."""
+
+
+def warn(message: str) -> None:
+    """Tell the user about a surely-mistaken value; the CLI prints it as a `warning:` line."""
+    import warnings
+
+    warnings.warn(message, TslrecWarning, stacklevel=2)

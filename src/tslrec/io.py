@@ -12,9 +12,12 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
+import socket
 import stat
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,12 +44,54 @@ def _as_if_created(path: Path, mode: int) -> None:
     path.chmod(mode & ~_UMASK | path.stat().st_mode & stat.S_ISGID)
 
 
+def require_writable_dir(path: str | Path, key: str) -> Path:
+    """Fail before any work starts on an output directory that could not be written: one that
+    is a file, lies under a file, or whose nearest existing ancestor cannot be written to."""
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise TslrecError(f"{key} '{path}': {existing} is a file, not a directory")
+    try:  # a real write: permissions alone miss read-only mounts, and root passes any access()
+        os.rmdir(tempfile.mkdtemp(prefix=writer_tag("write-probe"), suffix=".tmp", dir=existing))
+    except OSError as err:
+        raise TslrecError(
+            f"{key} '{path}': {existing} is not writable ({err.strerror or err})"
+        ) from None
+    return path
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Name the artifact when its directory cannot be made or written (a file in the way, a
+    read-only disk), instead of letting the OS error surface from deep inside a stage."""
+    try:
+        yield
+    except OSError as err:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a directory" if blocker else err.strerror or err
+        raise TslrecError(f"{path}: cannot write it ({reason})") from None
+
+
+# this machine's name as it can appear in a file name: [A-Za-z0-9_] only, so it parses back
+_HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
+
+
+def writer_tag(name: str, pid: int | None = None) -> str:
+    """The prefix of a temporary sibling of `name`: its writer's machine and process id, so
+    that a later sweep can tell an orphan (its writer is gone) from a write still under way,
+    also where several machines share the file system."""
+    return f".{name}.{_HOST}-{os.getpid() if pid is None else pid}-"
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=writer_tag(path.name), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -63,7 +108,7 @@ def _previous(path: Path) -> Path:
 
 def _discard(path: Path) -> None:
     """Delete a directory so that no crash can leave part of it under its name."""
-    trash = path.with_name(f"{path.name}.{uuid.uuid4().hex}.trash")
+    trash = path.with_name(f"{writer_tag(path.name)}{uuid.uuid4().hex}.trash")
     with contextlib.suppress(FileNotFoundError):  # absent, or another process took it
         os.replace(path, trash)
         shutil.rmtree(trash, ignore_errors=True)
@@ -97,8 +142,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     instant between two renames, beside it (see `restore_interrupted`). One writer at a time.
     """
     path = restore_interrupted(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with _writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=writer_tag(path.name), suffix=".tmp", dir=path.parent))
     previous = _previous(path)
     try:
         yield tmp
@@ -110,6 +156,57 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+# A temporary sibling left by `atomic_path` / `atomic_dir` / `_discard`: .NAME.HOST-PID-XXXX.tmp
+# or .NAME.HOST-PID-HEX.trash (the leading dot doubled for hidden names such as .state.previous)
+_LEFTOVER = re.compile(r"^\..+\.([A-Za-z0-9_]+)-(\d+)-[^.-]+\.(tmp|trash)$")
+# ... and as versions before the process id was tagged named them, swept once a day old
+_UNTAGGED = re.compile(r"^(\..+\.[a-z0-9_]{8}\.tmp|.+\.[0-9a-f]{32}\.trash)$")
+_UNTAGGED_AGE_S = 24 * 3600
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _orphaned(entry: Path) -> bool:
+    if match := _LEFTOVER.match(entry.name):  # a writer on another machine is not ours to judge
+        return match.group(1) == _HOST and not _alive(int(match.group(2)))
+    if _UNTAGGED.match(entry.name):
+        with contextlib.suppress(FileNotFoundError):
+            return time.time() - entry.lstat().st_mtime > _UNTAGGED_AGE_S
+    return False
+
+
+def sweep_leftovers(directory: str | Path) -> list[Path]:
+    """Delete the temporary files and directories that killed writers left in `directory`.
+
+    A kill between creating a temporary sibling and renaming it leaves a whole model
+    (`.best.*.tmp/`), a JSON file or an emptied `.trash` behind that nothing else removes.
+    Only those whose writer process on this machine is gone are deleted, so a write under
+    way in another process, or on another machine, is never touched. Stages call this when
+    they start.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    swept = []
+    for entry in directory.iterdir():
+        if not _orphaned(entry):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        swept.append(entry)
+    return swept
 
 
 def write_json(path: str | Path, data: Any) -> None:

@@ -232,5 +232,7 @@ def _read_table(path: Path) -> pl.DataFrame:
         return pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as err:
         raise DataError(
-            f"not a readable Parquet table ({err}); run `tslrec data prepare --force`", path=path
+            f"not a readable Parquet table ({err}); the prepared dataset was damaged: delete "
+            f"{path.parent} and run `tslrec data prepare` again",
+            path=path,
         ) from None

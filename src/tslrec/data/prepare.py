@@ -21,7 +21,7 @@ from tslrec.config import DataConfig
 from tslrec.data.dataset import MANIFEST, SequenceDataset
 from tslrec.data.readers import BUILTINS, RawData, load_raw
 from tslrec.errors import DataError
-from tslrec.io import atomic_dir, read_json, write_json
+from tslrec.io import atomic_dir, read_json, sweep_leftovers, write_json
 
 FORMAT_VERSION = 1
 
@@ -197,6 +197,7 @@ def prepare_dataset(
 ) -> SequenceDataset:
     """Prepare (or reuse, when inputs and settings are unchanged) the dataset in `out_dir`."""
     out_dir = Path(out_dir)
+    sweep_leftovers(out_dir.parent)  # a half-written dataset of a killed run
     fingerprint = input_fingerprint(cfg)
     manifest_path = out_dir / MANIFEST
     reusable = not force and manifest_path.is_file()

@@ -52,6 +52,8 @@ class _Table:
     path: Path
     frame: pl.DataFrame  # the file's columns plus _ROW
     first_line: int | None  # file line of data row 0; None for Parquet, which has rows, not lines
+    separator: str = ","
+    quote_char: str | None = None  # quoted fields may span lines: then rows are not lines
 
     @property
     def columns(self) -> list[str]:
@@ -62,7 +64,22 @@ class _Table:
         row = int(self.frame[_ROW][position])
         if self.first_line is None:
             return DataError(f"row {row + 1}: {message}", path=self.path, column=column)
-        return DataError(message, path=self.path, line=self.first_line + row, column=column)
+        return DataError(message, path=self.path, line=self._line(row), column=column)
+
+    def _line(self, row: int) -> int:
+        """The line data row `row` starts on. Without quotes it is a sum; with them a quoted
+        newline shifts every later row, so the file is read again (only for an error)."""
+        record = self.first_line - 1 + row  # type: ignore[operator]
+        if self.quote_char is None:
+            return record + 1
+        with _decoding(self.path), _open_text(self.path) as fh:
+            reader = csv.reader(fh, delimiter=self.separator, quotechar=self.quote_char)
+            start = 1
+            for index, _ in enumerate(reader):
+                if index == record:
+                    return start
+                start = reader.line_num + 1
+        return record + 1
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,8 @@ def _existing(path: Path | None, key: str) -> Path:
     """Fail early on a missing path, before any parser turns it into a vaguer error."""
     if path is None:
         raise ConfigError(f"key '{key}' must be set for this data format")
+    if path.is_dir():
+        raise DataError(f"is a directory: expected a file (set by {key})", path=path)
     if not path.is_file():
         raise DataError("file not found", path=path)
     return path
@@ -182,7 +201,8 @@ def _read_delimited(
         if located is not None:
             line, problem = located
             raise DataError(problem, path=path, line=line) from None
-        reason = str(err).splitlines()[0]  # drop polars' hints about its own reader options
+        # drop polars' hints about its own reader options; keep a quoted newline visible
+        reason = str(err).split("\n\n")[0].replace("\n", "\\n")
         raise DataError(f"cannot be parsed as {kind}: {reason}", path=path) from None
     if names is not None:
         if len(names) != frame.width:
@@ -194,7 +214,8 @@ def _read_delimited(
         frame.columns = names
     # Blank lines come back as all-null rows: number rows, then drop them, so lines stay exact.
     frame = frame.with_row_index(_ROW).filter(~pl.all_horizontal(pl.exclude(_ROW).is_null()))
-    return _non_empty(_Table(path, frame, first_line=2 if has_header else 1))
+    first_line = 2 if has_header else 1
+    return _non_empty(_Table(path, frame, first_line, separator, quote_char))
 
 
 def _first_bad_record(
@@ -206,7 +227,10 @@ def _first_bad_record(
     polars rejects such a record without saying where; this second pass finds the line it
     starts on. None when the csv module cannot tell either: the caller keeps polars' reason.
     """
-    quoting = {"quotechar": quote_char} if quote_char else {"quoting": csv.QUOTE_NONE}
+    # strict: a quote still open at the end of the file is an error, not one long last field
+    quoting = (
+        {"quotechar": quote_char, "strict": True} if quote_char else {"quoting": csv.QUOTE_NONE}
+    )
     with _decoding(path), _open_text(path) as fh:
         rows = csv.reader(fh, delimiter=separator, **quoting)
         expected, starts = None, 1
@@ -287,12 +311,31 @@ def _require_columns(table: _Table, wanted: dict[str, str | None]) -> None:
     """`wanted` maps a config key to the column it names; list what exists when one is missing."""
     for key, column in wanted.items():
         if column is not None and column not in table.columns:
+            near = [c for c in table.columns if c.strip() == column.strip()]
+            hint = f"; {near[0]!r} differs only in white space (a stray \\r?)" if near else ""
             raise DataError(
-                f"missing column '{column}' (set by {key}); columns found: "
-                f"{', '.join(table.columns)}",
+                f"missing column {column!r} (set by {key}); columns found: "
+                f"{', '.join(map(_shown, table.columns))}{hint}",
                 path=table.path,
                 column=column,
             )
+
+
+def _shown(name: str) -> str:
+    """A column name as typed, or quoted with escapes when white space or control characters
+    would hide what it really is ('ts\\r' printed plainly looks like ts)."""
+    return name if name.isprintable() and name == name.strip() else repr(name)
+
+
+def _scalar(table: _Table, column: str, expected: str) -> pl.Series:
+    """The column, refused when it holds lists or records: cast to text they would become
+    ids such as '{1}' or fail inside polars, far from the file."""
+    series = table.frame[column]
+    if series.dtype.is_nested() or series.dtype in (pl.Binary, pl.Object, pl.Null):
+        raise DataError(
+            f"holds {series.dtype} values: expected {expected}", path=table.path, column=column
+        )
+    return series
 
 
 def _first_bad(bad: pl.Series) -> int | None:
@@ -302,7 +345,7 @@ def _first_bad(bad: pl.Series) -> int | None:
 
 
 def _ids(table: _Table, column: str) -> pl.Series:
-    series = table.frame[column]
+    series = _scalar(table, column, "ids (text or integers)")
     bad = _first_bad(series.is_null())
     if bad is not None:
         raise table.error(bad, "missing id: expected a non-empty value", column)
@@ -312,9 +355,10 @@ def _ids(table: _Table, column: str) -> pl.Series:
 def _floats(table: _Table, column: str, *, required: bool) -> pl.Series:
     """Cast a column to Float64 (Datetime/Date become epoch seconds); point at the first bad row.
 
-    NaN counts as missing: an error when `required`, otherwise null.
+    NaN counts as missing: an error when `required`, otherwise null; an infinite value (a text
+    such as 1e400 overflows to one) is an error, as no time or rating is infinite.
     """
-    raw = table.frame[column]
+    raw = _scalar(table, column, "numbers")
     if isinstance(raw.dtype, pl.Datetime) or raw.dtype == pl.Date:
         values = raw.dt.epoch("ms").cast(pl.Float64) / 1000.0
     elif raw.dtype.is_numeric():
@@ -323,10 +367,12 @@ def _floats(table: _Table, column: str, *, required: bool) -> pl.Series:
         values = raw.cast(pl.String).str.strip_chars().cast(pl.Float64, strict=False)
     unparsable = values.is_null() & raw.is_not_null()
     values = values.fill_nan(None)
-    bad = _first_bad(unparsable | (values.is_null() & required))
+    infinite = values.is_infinite().fill_null(False)
+    bad = _first_bad(unparsable | (values.is_null() & required) | infinite)
     if bad is not None:
         what = "missing value" if raw[bad] is None else f"got {str(raw[bad])!r}"
-        raise table.error(bad, f"{what}: expected a number", column)
+        finite = "finite " if values[bad] is not None else ""
+        raise table.error(bad, f"{what}: expected a {finite}number", column)
     return values
 
 
@@ -515,6 +561,23 @@ _REVIEW_KEYS = (
 )
 
 
+def _json_problem(err: json.JSONDecodeError) -> str:
+    """The decoder's message ready for "... at character N": some already end in "at"."""
+    return f"{err.msg.removesuffix(' at')} at"
+
+
+def _json_or_literal(line: str) -> Any:
+    """A JSON value, else a Python literal (the 2014 metadata dumps); the JSON error if neither."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        try:
+            return ast.literal_eval(line.strip())
+        except (ValueError, SyntaxError, MemoryError):  # MemoryError: parser stack overflow
+            pass
+        raise
+
+
 def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, record) for each non-blank line.
 
@@ -525,16 +588,15 @@ def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = _json_or_literal(line)
             except json.JSONDecodeError as err:
-                try:
-                    record = ast.literal_eval(line.strip())
-                except (ValueError, SyntaxError):
-                    raise DataError(
-                        f"not valid JSON ({err.msg} at character {err.pos + 1})",
-                        path=path,
-                        line=line_no,
-                    ) from None
+                raise DataError(
+                    f"not valid JSON ({_json_problem(err)} character {err.pos + 1})",
+                    path=path,
+                    line=line_no,
+                ) from None
+            except RecursionError:
+                raise DataError("JSON nested too deeply to read", path=path, line=line_no) from None
             if not isinstance(record, dict):
                 raise DataError("expected a JSON object per line", path=path, line=line_no)
             yield line_no, record
@@ -694,7 +756,7 @@ def _json_object(path: Path) -> tuple[dict[str, Any], str]:
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(
-            f"not valid JSON ({err.msg} at column {err.colno})", path=path, line=err.lineno
+            f"not valid JSON ({_json_problem(err)} column {err.colno})", path=path, line=err.lineno
         ) from None
     except RecursionError:
         raise DataError("JSON nested too deeply to read", path=path) from None

@@ -10,7 +10,7 @@ import torch
 
 from tslrec.config import EvalConfig
 from tslrec.data.dataset import SequenceDataset, Split, left_pad
-from tslrec.errors import TslrecError
+from tslrec.errors import TslrecError, warn
 from tslrec.evaluation.metrics import ranking_summary, target_ranks
 from tslrec.models.base import SequentialRecommender
 
@@ -38,6 +38,41 @@ def _mask_seen(scores: torch.Tensor, hist: torch.Tensor, targets: torch.Tensor) 
     return scores.masked_fill(seen, float("-inf"))
 
 
+def _fewest_unseen(dataset: SequenceDataset) -> tuple[str, int]:
+    """The user with the fewest items never interacted with, and how many: the catalogue
+    gives every user only that many sampled negatives."""
+    unseen = [dataset.num_items - len(np.unique(seq)) for seq in dataset.sequences]
+    user = int(np.argmin(unseen))
+    return dataset.users[user], unseen[user]
+
+
+def _require_negatives(dataset: SequenceDataset) -> None:
+    if dataset.test_negatives.shape[1] == 0:
+        user, _ = _fewest_unseen(dataset)
+        raise TslrecError(
+            f"eval.protocol 'sampled': user {user!r} has interacted with every one of the "
+            f"{dataset.num_items} items, so no negatives can be drawn; use eval.protocol=full"
+        )
+
+
+def check_protocol(dataset: SequenceDataset, cfg: EvalConfig) -> None:
+    """Before any training or scoring: the sampled protocol needs negatives for every user,
+    and with fewer than asked for (a small catalogue) its metrics are inflated, so say so."""
+    if cfg.protocol != "sampled":
+        return
+    _require_negatives(dataset)
+    drawn = dataset.test_negatives.shape[1]
+    asked = dataset.manifest.get("settings", {}).get("num_sampled_negatives", drawn)
+    if drawn < asked:
+        user, unseen = _fewest_unseen(dataset)
+        warn(
+            f"eval.protocol 'sampled': data.num_sampled_negatives is {asked}, but user {user!r} "
+            f"has only {unseen} unseen items of {dataset.num_items}, so every user is ranked "
+            f"against {drawn} negatives and the metrics are inflated; lower "
+            "data.num_sampled_negatives or use eval.protocol=full"
+        )
+
+
 @torch.no_grad()
 def evaluate(
     model: SequentialRecommender, dataset: SequenceDataset, split: Split, cfg: EvalConfig
@@ -48,8 +83,8 @@ def evaluate(
     from the same scores, so one run reports both protocols the literature uses.
     """
     negatives = dataset.negatives(split)
-    if cfg.protocol == "sampled" and negatives.shape[1] == 0:
-        raise TslrecError("the dataset has no sampled negatives (its catalogue is too small)")
+    if cfg.protocol == "sampled":
+        _require_negatives(dataset)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -12,7 +12,6 @@ Two sources are accepted, both strictly offline (the runs must not depend on a n
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ except ImportError:  # pragma: no cover - depends on the installed transformers
 
 from tslrec.config import LLMConfig
 from tslrec.errors import TslrecError
-from tslrec.io import atomic_dir, package_file, read_json, write_json
+from tslrec.io import atomic_dir, package_file, read_json, sweep_leftovers, write_json
 from tslrec.training.accelerator import main_process_first
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,6 @@ def load_causal_lm(cfg: LLMConfig) -> tuple[PreTrainedModel, PreTrainedTokenizer
     The tokenizer always has a pad token (the EOS token when the model defines none) so batches can
     be padded; the model's ``config.pad_token_id`` is set to match.
     """
-    os.environ["HF_HUB_OFFLINE"] = "1"
     if cfg.model in BUILTIN_MODELS:
         with main_process_first():  # one converter, the others wait for it
             directory = _builtin_cache(cfg.model, Path(cfg.cache_dir))
@@ -123,6 +121,7 @@ def _builtin_cache(name: str, cache_dir: Path) -> Path:
     if _cache_is_current(target):
         return target
     gguf = builtin_gguf_path(name)
+    sweep_leftovers(cache_dir)  # a conversion killed half-way leaves a whole model behind
     start = time.perf_counter()
     log.info("converting %s to a float model under %s (one-off)", gguf.name, target)
     with atomic_dir(target) as tmp:
@@ -146,12 +145,18 @@ def _convert_gguf(gguf: Path, out_dir: Path) -> None:
     weights into a model built from the clean config. The cache is then an ordinary checkpoint.
     """
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, local_files_only=True
+        )
         dequantize = (
             {} if GgufConfig is None else {"quantization_config": GgufConfig(dequantize=True)}
         )
         loaded = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32, **dequantize
+            gguf.parent,
+            gguf_file=gguf.name,
+            dtype=torch.float32,
+            local_files_only=True,
+            **dequantize,
         )
     except (OSError, ValueError) as err:
         raise TslrecError(f"{gguf}: cannot read the GGUF checkpoint: {err}") from None

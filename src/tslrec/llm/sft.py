@@ -44,6 +44,7 @@ from tslrec.io import (
     read_json,
     restore_interrupted,
     save_tensors,
+    sweep_leftovers,
     write_json,
 )
 from tslrec.llm.categories import preference_target
@@ -442,6 +443,7 @@ def fine_tune(
     batches, the loss is averaged across them, and only the main process writes files.
     """
     output_dir = Path(output_dir)
+    sweep_leftovers(output_dir)  # what a killed fine-tuning left half-written
     draw = samples if callable(samples) else (lambda epoch: samples)
 
     def epoch_samples(epoch: int) -> list[Sample]:

@@ -30,7 +30,7 @@ from tslrec.config import (
 from tslrec.data.dataset import SequenceDataset
 from tslrec.data.prepare import prepare_dataset
 from tslrec.errors import TslrecError
-from tslrec.evaluation.evaluator import evaluate
+from tslrec.evaluation.evaluator import check_protocol, evaluate
 from tslrec.evaluation.metrics import ranking_summary
 from tslrec.io import atomic_path, read_json, restore_interrupted, write_json
 from tslrec.layout import PER_USER, RESULTS
@@ -158,6 +158,7 @@ def train_and_evaluate(
     again from its saved ranks); an interrupted one, or one given more epochs or patience,
     resumes; a run made under other settings (or a larger budget than now asked) is replaced.
     """
+    check_protocol(dataset, cfg.eval)  # before a single file of the run is written
     out = run_dir(cfg, tag)
     settings = settings_key(cfg, dataset, meta)
     if (out / RESULTS).is_file():

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from tslrec.config import ModelConfig
+from tslrec.errors import TslrecError
 from tslrec.io import (
     atomic_dir,
     load_tensors,
@@ -51,6 +52,11 @@ def load_model(path: str | Path) -> tuple[SequentialRecommender, dict[str, Any]]
     shape is built first and then overwritten by the saved weights.
     """
     path = restore_interrupted(path)
+    if not (path / MODEL_META).is_file():  # deleted, or never finished (a kill, a full disk)
+        raise TslrecError(
+            f"{path}: no checkpoint here ({MODEL_META} is missing); delete {path.parent} "
+            "and train again"
+        )
     meta = read_json(path / MODEL_META)
     cfg = ModelConfig(**meta["model"])
     item_embedding = None

@@ -29,6 +29,7 @@ from tslrec.io import (
     read_json,
     restore_interrupted,
     save_tensors,
+    sweep_leftovers,
     write_json,
 )
 from tslrec.models import SequentialRecommender
@@ -225,6 +226,7 @@ def fit(
     state, key = TrainState(), _resume_key(model, dataset, train_cfg)
     best: dict[str, torch.Tensor] | None = None  # the best weights, when there is no directory
     if output_dir is not None:
+        sweep_leftovers(output_dir)  # what a killed run left half-written
         restore_interrupted(output_dir / "best")
         if epochs_done(output_dir):
             state = _load_state(output_dir / STATE_DIR, model, optimizer, key)
