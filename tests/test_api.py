@@ -135,6 +135,15 @@ def test_recommend_on_external_ids_and_the_round_trip(tmp_path):
     assert loaded.recommend(["u0", "u3"], k=3).equals(known)
     full = loaded.evaluate("test")  # no sampled negatives are saved: full ranking only
     assert full == {name: model.evaluate("test")[name] for name in full}
+    sampled = loaded.config.eval.model_copy(update={"protocol": "sampled"})
+    loaded.config = loaded.config.model_copy(update={"eval": sampled})
+    with pytest.raises(TslrecError, match="a loaded recommender keeps no sampled negatives"):
+        loaded.evaluate("test")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(TslrecError, match="holds no saved recommender"):
+        model.save(tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     with pytest.raises(DataError, match="unknown item id 'i99'"):
         loaded.recommend(sequences=[["i1", "i99"]])
     with pytest.raises(DataError, match="unknown user id 'nobody'"):
@@ -154,6 +163,17 @@ def test_an_enhanced_recommender_round_trips(tmp_path):
         model.fit(dataset)
         loaded = tslrec.Recommender.load(model.save(tmp_path / mode))
         assert loaded.recommend(["u1"], k=5).equals(model.recommend(["u1"], k=5)), mode
+
+
+def test_fit_checks_the_sampled_protocol_before_any_epoch():
+    seen = {"u0": "abcd", "u1": "abc", "u2": "bcd", "u3": "acd"}  # u0 has seen all 4 items
+    rows = [(u, i, t) for u, items in seen.items() for t, i in enumerate(items)]
+    frame = pl.DataFrame(rows, schema=["user", "item", "ts"], orient="row")
+    dataset = tslrec.Dataset.from_frame(frame, user="user", item="item", timestamp="ts", k_core=3)
+    model = tslrec.Recommender("sasrec", eval={"protocol": "sampled"}, progress=False, **TINY)
+    with pytest.raises(TslrecError, match="user 'u0' has interacted with every one of the 4"):
+        model.fit(dataset)
+    assert model.result is None  # not one epoch ran
 
 
 def test_settings_are_checked_and_an_unfitted_model_says_so():

@@ -617,12 +617,13 @@ def _in(template: Path, tmp_path: Path, monkeypatch) -> Path:
 
 
 def test_every_command_goes_through_the_handler() -> None:
-    from tslrec.cli import data_app
+    from tslrec.cli import _friendly_errors, data_app
 
+    handler = _friendly_errors(lambda: None).__code__  # every wrapper the handler makes runs this
     commands = [*app.registered_commands, *data_app.registered_commands]
     assert len(commands) >= 9
     for command in commands:
-        assert hasattr(command.callback, "__wrapped__"), command.callback
+        assert command.callback.__code__ is handler, command.callback
 
 
 def test_debug_adds_the_traceback(template, tmp_path, monkeypatch) -> None:

@@ -133,17 +133,15 @@ def test_sweep_removes_what_killed_writers_left_and_nothing_else(tmp_path):
     elsewhere = f".history.json.otherhost-{dead}-q1w2e3r4.tmp"  # another machine's
     (tmp_path / live).write_text("{")
     (tmp_path / elsewhere).write_text("{")
-    untagged_old = tmp_path / ".best.k2j4h5g6.tmp"  # named as before writers were tagged
-    untagged_new = tmp_path / ".config.yaml.a1b2c3d4.tmp"
-    untagged_old.mkdir()
-    untagged_new.write_text("")
-    os.utime(untagged_old, (0, 0))
+    untagged = tmp_path / ".best.k2j4h5g6.tmp"  # tempfile-like, but no writer of ours: a user's
+    untagged.mkdir()
+    os.utime(untagged, (0, 0))
     for kept in ("best", "history.json", "notes.tmp"):
         (tmp_path / kept).write_text("")
     swept = sweep_leftovers(tmp_path)
-    assert len(swept) == 4
+    assert len(swept) == 3
     assert sorted(os.listdir(tmp_path)) == sorted(
-        [live, elsewhere, untagged_new.name, "best", "history.json", "notes.tmp"]
+        [live, elsewhere, untagged.name, "best", "history.json", "notes.tmp"]
     )
 
 

@@ -26,8 +26,9 @@ __version__ = "0.1.0"
 
 # Runs never touch the network. huggingface_hub reads this once, when it is first imported, so
 # it is set here, before any tslrec module can import transformers; every load also passes
-# local_files_only, which holds even where the hub was imported before tslrec.
-os.environ["HF_HUB_OFFLINE"] = "1"
+# local_files_only, which holds even where the hub was imported before tslrec (or where a
+# user's own process set HF_HUB_OFFLINE=0 for its other downloads).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # Imported on first use, so that `tslrec --help` and tools that only read figures
 # (tslrec.evaluation.formatting) do not pay for torch.

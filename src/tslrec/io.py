@@ -17,7 +17,6 @@ import shutil
 import socket
 import stat
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,9 +160,6 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
 # A temporary sibling left by `atomic_path` / `atomic_dir` / `_discard`: .NAME.HOST-PID-XXXX.tmp
 # or .NAME.HOST-PID-HEX.trash (the leading dot doubled for hidden names such as .state.previous)
 _LEFTOVER = re.compile(r"^\..+\.([A-Za-z0-9_]+)-(\d+)-[^.-]+\.(tmp|trash)$")
-# ... and as versions before the process id was tagged named them, swept once a day old
-_UNTAGGED = re.compile(r"^(\..+\.[a-z0-9_]{8}\.tmp|.+\.[0-9a-f]{32}\.trash)$")
-_UNTAGGED_AGE_S = 24 * 3600
 
 
 def _alive(pid: int) -> bool:
@@ -179,9 +175,6 @@ def _alive(pid: int) -> bool:
 def _orphaned(entry: Path) -> bool:
     if match := _LEFTOVER.match(entry.name):  # a writer on another machine is not ours to judge
         return match.group(1) == _HOST and not _alive(int(match.group(2)))
-    if _UNTAGGED.match(entry.name):
-        with contextlib.suppress(FileNotFoundError):
-            return time.time() - entry.lstat().st_mtime > _UNTAGGED_AGE_S
     return False
 
 

@@ -1,10 +1,11 @@
 """Peak memory of a stretch of work: what making an item table costs besides seconds.
 
-A thread samples the process's resident set (psutil, which accelerate already installs) while
-the work runs; the figure kept is the peak *growth* over the resident set at the start, so a
-stage reports what it added, not what the process already held (the dataset, stage 0). On CUDA
-the allocator's own peak is kept beside it. Sampling can miss a spike shorter than `interval`;
-for the stages measured here (minutes of SFT) that is noise.
+A thread samples the process's resident set (psutil) while the work runs; the figure kept is
+the peak *growth* over the resident set at the start, so a stage reports what it added, not
+what the process already held (the dataset, stage 0). It is host memory only: on a GPU the
+model's weights and activations live in device memory, which this does not see. Sampling can
+miss a spike shorter than `interval`; for the stages measured here (minutes of SFT) that is
+noise.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import threading
 from types import TracebackType
 
 import psutil
-import torch
 
 MIB = 2**20
 
@@ -27,12 +27,10 @@ class PeakMemory:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.baseline = self.peak = 0
-        self.cuda_peak: int | None = None
 
     def __enter__(self) -> PeakMemory:
         self.baseline = self.peak = self._process.memory_info().rss
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
+        self._stop.clear()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -47,8 +45,6 @@ class PeakMemory:
         if self._thread is not None:
             self._thread.join()
         self._record()
-        if torch.cuda.is_available():
-            self.cuda_peak = int(torch.cuda.max_memory_allocated())
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
@@ -63,8 +59,5 @@ class PeakMemory:
         return (self.peak - self.baseline) / MIB
 
     def figures(self) -> dict[str, float]:
-        """JSON-ready: the growth, the absolute peak and (on CUDA) the allocator's peak, MiB."""
-        out = {"peak_growth_mib": self.growth_mib, "peak_rss_mib": self.peak / MIB}
-        if self.cuda_peak is not None:
-            out["peak_cuda_mib"] = self.cuda_peak / MIB
-        return out
+        """JSON-ready: the growth and the absolute peak of the resident set, MiB."""
+        return {"peak_growth_mib": self.growth_mib, "peak_rss_mib": self.peak / MIB}

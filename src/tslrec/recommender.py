@@ -19,7 +19,6 @@ import numpy as np
 import polars as pl
 import torch
 from accelerate.utils import set_seed
-from pydantic import ValidationError
 
 from tslrec.config import (
     Config,
@@ -32,7 +31,7 @@ from tslrec.config import (
 )
 from tslrec.data.dataset import SequenceDataset, left_pad
 from tslrec.errors import ConfigError, TslrecError
-from tslrec.evaluation.evaluator import evaluate
+from tslrec.evaluation.evaluator import check_protocol, evaluate
 from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
 from tslrec.models import BACKBONES, SequentialRecommender, build_model
 from tslrec.models.item_embedding import build_item_embedding
@@ -105,6 +104,7 @@ class Recommender:
         epoch's weights. The epochs and timings are in `self.result`.
         """
         cfg = self.config
+        check_protocol(dataset, cfg.eval)  # before any epoch, as `tslrec train` does
         embedding, meta = None, None
         if self.item_table is not None:
             table = self.item_table
@@ -128,7 +128,7 @@ class Recommender:
             model, dataset, cfg.train, cfg.eval, None, meta=meta, progress=self.progress
         )
         self.model, self.dataset, self._meta = model.eval(), dataset, meta
-        self.config = cfg.model_copy(update={"data": _data_config(dataset, cfg.data)})
+        self.config = cfg.model_copy(update={"data": _data_config(dataset)})
         return self
 
     def evaluate(self, split: str = "test") -> dict[str, float]:
@@ -140,6 +140,11 @@ class Recommender:
         model, dataset = self._fitted()
         if split not in ("valid", "test"):
             raise TslrecError(f"split must be 'valid' or 'test', got '{split}'")
+        if self.config.eval.protocol == "sampled" and dataset.test_negatives.shape[1] == 0:
+            raise TslrecError(
+                "eval.protocol 'sampled': a loaded recommender keeps no sampled negatives; "
+                "evaluate it with eval={'protocol': 'full'}, or fit it again"
+            )
         return evaluate(model, dataset, split, self.config.eval).metrics  # type: ignore[arg-type]
 
     # --- recommending -------------------------------------------------------------------
@@ -206,7 +211,8 @@ class Recommender:
     # --- saving and loading -------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write the fitted recommender to directory `path` (replaced whole if it exists).
+        """Write the fitted recommender to directory `path`: a new one, or a saved recommender,
+        which is replaced whole (any other non-empty directory is refused, never emptied).
 
         `model.safetensors` + `model.json` are the checkpoint format of `tslrec train` (an
         enhanced model's frozen item table is among its tensors); `recommender.json` holds the
@@ -215,6 +221,11 @@ class Recommender:
         """
         model, dataset = self._fitted()
         path = Path(path)
+        if path.is_dir() and any(path.iterdir()) and not (path / FACE_FILE).is_file():
+            raise TslrecError(
+                f"{path}: a directory that holds no saved recommender (no {FACE_FILE}); "
+                "save to a new or empty directory"
+            )
         lengths = np.array([len(s) for s in dataset.sequences], dtype=np.int64)
         flat = np.concatenate(dataset.sequences).astype(np.int64)
         face = {
@@ -300,12 +311,9 @@ def _resolve_config(
     return config_from_dict(raw, "Recommender")
 
 
-def _data_config(dataset: SequenceDataset, default: DataConfig) -> DataConfig:
+def _data_config(dataset: SequenceDataset) -> DataConfig:
     """The `data` settings the dataset was prepared under, as its manifest records them."""
-    try:
-        return DataConfig.model_validate(dataset.manifest["settings"])
-    except (KeyError, ValidationError):  # a manifest of another version: keep what we had
-        return default
+    return DataConfig.model_validate(dataset.manifest["settings"])
 
 
 def _load_table(table: torch.Tensor | str | Path) -> torch.Tensor:

@@ -98,8 +98,7 @@ def _figures(backbone: str, table: str, runs: pl.DataFrame) -> dict:
     row["train_seconds"] = float(np.mean(runs["train_seconds"].to_numpy()))
     if table != "plain":
         row["table_seconds"] = float(runs["table_seconds"][0])
-        memory = runs["table_memory_mib"][0] if "table_memory_mib" in runs.columns else None
-        row["table_memory_mib"] = None if memory is None else float(memory)
+        row["table_memory_mib"] = float(runs["table_memory_mib"][0])
     return row
 
 

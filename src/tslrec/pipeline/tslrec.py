@@ -317,16 +317,16 @@ def item_table(
     if kind == "instance":
         sft = cfg.sft.model_copy(update={"level": "instance"})
         path, stats = stage1_and_2(cfg.model_copy(update={"sft": sft}), dataset, item_embeddings)
-        cost = _with_cost(stats, _llm_seconds(stats), stats.get("memory"))
+        cost = _with_cost(stats, _llm_seconds(stats), stats["memory"])
         return path, cost, stats["stage2_key"]
     path, stats = stage1_and_2(cfg, dataset, item_embeddings)
     if kind == "tslrec":
-        cost = _with_cost(stats, _llm_seconds(stats), stats.get("memory"))
+        cost = _with_cost(stats, _llm_seconds(stats), stats["memory"])
         return path, cost, stats["stage2_key"]
     stage1 = stage1_dir(cfg.output_dir, stats["stage1_key"])
     if kind == "llm-raw":
         seconds = stats["llm_load_seconds"] + stats["untuned_embed_seconds"]
-        cost = _with_cost(stats, seconds, stats.get("untuned_memory"))
+        cost = _with_cost(stats, seconds, stats["untuned_memory"])
         return stage1 / UNTUNED_EMBEDDINGS, cost, _key(kind, stats)
     seed = cfg.enhance.table_seed
     # the random table copies the shape of the features read out; the one-hot does not
@@ -343,16 +343,13 @@ def item_table(
         save_tensors(control, {TENSOR_NAME: table}, metadata=metadata)
     wait_for_everyone()
     seconds = stats["categories_seconds"] if kind == "categories" else 0.0
-    made = load_item_embeddings(control)[1].get("peak_growth_mib")
-    memory = {"peak_growth_mib": float(made)} if made is not None else None
+    memory = {"peak_growth_mib": float(load_item_embeddings(control)[1]["peak_growth_mib"])}
     return control, _with_cost(stats, seconds, memory), _key(name, stats)
 
 
-def _with_cost(stats: dict, seconds: float, memory: dict | None) -> dict:
-    """Stages 1-2's statistics plus what this table alone took: seconds and peak memory (None
-    where the stages were cached before memory was recorded)."""
-    mib = memory["peak_growth_mib"] if memory else None
-    return {**stats, "table_seconds": seconds, "table_memory_mib": mib}
+def _with_cost(stats: dict, seconds: float, memory: dict) -> dict:
+    """Stages 1-2's statistics plus what this table alone took: seconds and peak memory."""
+    return {**stats, "table_seconds": seconds, "table_memory_mib": memory["peak_growth_mib"]}
 
 
 def _key(kind: str, stats: dict, *parts: object) -> str:
@@ -462,9 +459,8 @@ def _loss_against_mean(sft: dict) -> str:
 
 
 def _memory(stages: dict) -> str:
-    """The LLM stages' peak memory growth, where the stages recorded it."""
-    memory = stages.get("memory")
-    return f", peak memory +{memory['peak_growth_mib']:.0f} MiB (stages 1-2)" if memory else ""
+    """The LLM stages' peak memory growth (host memory)."""
+    return f", peak memory +{stages['memory']['peak_growth_mib']:.0f} MiB (stages 1-2)"
 
 
 def results_markdown(results: dict) -> str:

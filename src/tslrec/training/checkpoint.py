@@ -54,8 +54,8 @@ def load_model(path: str | Path) -> tuple[SequentialRecommender, dict[str, Any]]
     path = restore_interrupted(path)
     if not (path / MODEL_META).is_file():  # deleted, or never finished (a kill, a full disk)
         raise TslrecError(
-            f"{path}: no checkpoint here ({MODEL_META} is missing); delete {path.parent} "
-            "and train again"
+            f"{path}: no checkpoint here ({MODEL_META} is missing): a killed or damaged save; "
+            "train (or save) it again"
         )
     meta = read_json(path / MODEL_META)
     cfg = ModelConfig(**meta["model"])
