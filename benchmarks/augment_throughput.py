@@ -17,7 +17,7 @@ import torch
 from common import arguments, publish
 
 from tslrec.config import load_config
-from tslrec.llm.sft import pad_batch
+from tslrec.llm.sft_batches import pad_batch
 from tslrec.pipeline.backbone import load_dataset
 from tslrec.pipeline.tslrec import build_preference_model
 

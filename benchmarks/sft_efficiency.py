@@ -15,7 +15,7 @@ from __future__ import annotations
 from common import arguments, publish
 
 from tslrec.config import load_config
-from tslrec.llm.sft import count_instance_samples
+from tslrec.llm.sft_samples import count_instance_samples
 from tslrec.pipeline.backbone import load_dataset
 from tslrec.pipeline.tslrec import run_tslrec
 

@@ -12,7 +12,7 @@ from tslrec.io import read_json
 from tslrec.llm.augment import embed_items, load_item_embeddings, partial_path, stats_path
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import PromptBuilder
-from tslrec.llm.sft import pad_batch
+from tslrec.llm.sft_batches import pad_batch
 
 N = 11
 TITLES = [None, *[f"toy story {'alien ' * (i % 4)}" for i in range(1, N)], None]

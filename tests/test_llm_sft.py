@@ -14,15 +14,14 @@ from tslrec.errors import TslrecError
 from tslrec.io import read_json, write_json
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import PromptBuilder
-from tslrec.llm.sft import (
+from tslrec.llm.sft import fine_tune
+from tslrec.llm.sft_batches import length_batches, pad_batch
+from tslrec.llm.sft_checkpoint import load_fine_tuned
+from tslrec.llm.sft_samples import (
     Sample,
     count_instance_samples,
-    fine_tune,
     instance_level_samples,
-    length_batches,
-    load_fine_tuned,
     mean_target_loss,
-    pad_batch,
     subsample,
     user_level_samples,
 )
@@ -224,7 +223,7 @@ def test_the_mean_target_loss_is_what_ignoring_the_prompt_costs() -> None:
 
 
 def test_windows_show_what_their_targets_count_and_only_training_items(tiny_lm) -> None:
-    from tslrec.llm.sft import holdout_users, window_samples
+    from tslrec.llm.sft_samples import holdout_users, window_samples
 
     builder = PromptBuilder(tiny_lm[1], PromptConfig(rendering="id_token", max_items=3), N)
     seen_lengths = set()

@@ -92,19 +92,19 @@ def test_llm_stages_see_only_training_prefixes(
     pipeline_config, monkeypatch, level, samples, builder
 ):
     """Every sample builder gets training prefixes only, and held-out users never train."""
-    import tslrec.llm.sft as sft
+    import tslrec.llm.sft_samples as sft_samples
     from tslrec.pipeline.backbone import load_dataset
 
     calls = []
-    real = getattr(sft, builder)
+    real = getattr(sft_samples, builder)
 
     def spy(train_sequences, *args, **kwargs):
         calls.append([list(s) for s in train_sequences])
         return real(train_sequences, *args, **kwargs)
 
-    monkeypatch.setattr(sft, builder, spy)
+    monkeypatch.setattr(sft_samples, builder, spy)
     if builder != "user_level_samples":  # the held-out users' samples
-        monkeypatch.setattr(sft, "user_level_samples", spy)
+        monkeypatch.setattr(sft_samples, "user_level_samples", spy)
     sft_settings = {"level": level, "samples": samples, "max_samples": 40, "epochs": 2}
     cfg = pipeline_config(enhance={"backbones": ["sasrec"]}, sft=sft_settings)
     run_tslrec(cfg, progress=False)

@@ -24,7 +24,7 @@ from tslrec.errors import TslrecError
 from tslrec.io import load_tensors_and_metadata, save_tensors, write_json
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
-from tslrec.llm.sft import pad_batch
+from tslrec.llm.sft_batches import pad_batch
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from tslrec.layout import (
     stage1_dir,
 )
 from tslrec.llm import sft as sft_stage
+from tslrec.llm import sft_checkpoint, sft_samples
 from tslrec.llm.augment import TENSOR_NAME, embed_items, load_item_embeddings, stats_path
 from tslrec.llm.backbone import load_causal_lm
 from tslrec.llm.categories import LatentCategories, fit_categories
@@ -215,7 +216,7 @@ def _heldout(
     cfg: Config,
     model: PreferenceModel,
     train: sft_stage.EpochSamples,
-    heldout: list[sft_stage.Sample],
+    heldout: list[sft_samples.Sample],
 ) -> dict | None:
     """The loss on users who never trained, against the training users' mean target."""
     if not heldout:
@@ -224,7 +225,7 @@ def _heldout(
     return {
         "users": len(heldout),
         "loss": sft_stage.evaluation_loss(model, heldout, cfg.augment.batch_size),
-        "mean_target_loss": sft_stage.mean_target_loss(heldout, cfg.sft.loss, last_epoch),
+        "mean_target_loss": sft_samples.mean_target_loss(heldout, cfg.sft.loss, last_epoch),
     }
 
 
@@ -258,7 +259,7 @@ def _diagnostics(
 def _read_out(hidden_path: Path, sft_dir: Path, features: str, table_path: Path) -> None:
     """Write the ``features`` table beside the one-item states it is read out from."""
     hidden, metadata = load_item_embeddings(hidden_path)
-    head = sft_stage.fine_tuned_head(sft_dir)
+    head = sft_checkpoint.fine_tuned_head(sft_dir)
     table = readout(hidden, head["center"], head["weight"], head["bias"], features)
     save_tensors(table_path, {TENSOR_NAME: table}, metadata={**metadata, "features": features})
 
@@ -275,14 +276,14 @@ def _categories(cfg: Config, item_embeddings: torch.Tensor, directory: Path) -> 
 
 def _sft_samples(
     cfg: Config, dataset: SequenceDataset, categories: LatentCategories, builder: PromptBuilder
-) -> tuple[sft_stage.EpochSamples, list[sft_stage.Sample]]:
+) -> tuple[sft_stage.EpochSamples, list[sft_samples.Sample]]:
     """Each epoch's samples from the training users, and the held-out users' samples.
 
     One sample per user (the method: a window drawn anew each epoch, or the history), or one
     per training step (the instance-level baseline). Held-out users' sequences are emptied for
     training, so none of their items reach a training prompt or target."""
     train = dataset.train_sequences()
-    users, held = sft_stage.holdout_users(train, cfg.sft.holdout, cfg.sft.seed)
+    users, held = sft_samples.holdout_users(train, cfg.sft.holdout, cfg.sft.seed)
 
     def only(kept: set[int]) -> list:
         return [s if u in kept else [] for u, s in enumerate(train)]
@@ -290,16 +291,16 @@ def _sft_samples(
     training, heldout = only(set(users)), only(set(held))
     labels, k, seed = categories.labels, categories.k, cfg.sft.seed
     if cfg.sft.level == "user" and cfg.sft.samples == "window":
-        held_samples = sft_stage.window_samples(heldout, labels, k, builder, HELDOUT_SEED + seed)
+        held_samples = sft_samples.window_samples(heldout, labels, k, builder, HELDOUT_SEED + seed)
         return (
-            lambda epoch: sft_stage.window_samples(training, labels, k, builder, seed + epoch),
+            lambda epoch: sft_samples.window_samples(training, labels, k, builder, seed + epoch),
             held_samples,
         )
-    held_samples = sft_stage.user_level_samples(heldout, labels, k, builder)
+    held_samples = sft_samples.user_level_samples(heldout, labels, k, builder)
     if cfg.sft.level == "user":
-        fixed = sft_stage.user_level_samples(training, labels, k, builder)
+        fixed = sft_samples.user_level_samples(training, labels, k, builder)
     else:
-        fixed = sft_stage.instance_level_samples(
+        fixed = sft_samples.instance_level_samples(
             training, labels, k, builder, cfg.sft.max_samples, seed
         )
     return lambda epoch: fixed, held_samples
