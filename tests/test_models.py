@@ -1,10 +1,15 @@
 import pytest
 import torch
 
-from tslrec.config import ModelConfig
-from tslrec.models import IdEmbedding, build_model
+from tslrec.config import BACKBONE_NAMES, ModelConfig
+from tslrec.models import BACKBONES, IdEmbedding, build_model
 
 CFG = dict(hidden_size=8, num_layers=2, num_heads=2, max_len=6, dropout=0.0)
+
+
+def test_the_backbone_classes_are_the_configs_backbone_names():
+    """config.BackboneName is the one list of names: models.BACKBONES maps exactly those."""
+    assert tuple(BACKBONES) == BACKBONE_NAMES == ("sasrec", "gru4rec", "bert4rec")
 
 
 @pytest.mark.parametrize("name", ["sasrec", "gru4rec", "bert4rec"])

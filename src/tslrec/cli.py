@@ -10,15 +10,15 @@ import traceback
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tslrec.config import BackboneName, Config, load_config
-from tslrec.errors import ConfigError, TslrecError, TslrecWarning, warn
+from tslrec.config import Config, check_backbone, load_config
+from tslrec.errors import TslrecError, TslrecWarning, warn
 from tslrec.evaluation.formatting import cutoffs
 from tslrec.io import require_writable_dir
 
@@ -137,9 +137,7 @@ def _backbone_config(
     config: Path | None, overrides: list[str] | None, backbone: str | None
 ) -> Config:
     """The config one backbone trains under (the config's own model when none is named)."""
-    names = get_args(BackboneName)
-    if backbone is not None and backbone not in names:
-        raise ConfigError(f"--backbone {backbone!r}: expected one of {', '.join(names)}")
+    check_backbone(backbone, "--backbone {name!r}: expected one of {expected}")
     cfg = _config(config, overrides)
     return cfg.for_backbone(backbone or cfg.model.name)
 
@@ -299,13 +297,14 @@ def compare(
 
     from tslrec.evaluation.formatting import compare_table
     from tslrec.llm.controls import TABLES
-    from tslrec.models import BACKBONES
     from tslrec.pipeline.compare import compare_experiment, run_compare
 
     if config is None:
         raise TslrecError("--config is required: the pipeline config to compare tables on")
     names = _comma_list(tables, "--tables", TABLES)
-    chosen = _comma_list(backbones, "--backbones", tuple(BACKBONES)) if backbones else None
+    chosen = _comma_list(backbones, "--backbones", None) if backbones else None
+    for backbone in chosen or []:
+        check_backbone(backbone, "--backbones: unknown {name!r}; expected one of {expected}")
     try:
         seed_list = [int(s) for s in _comma_list(seeds, "--seeds", None)]
     except ValueError:

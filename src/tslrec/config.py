@@ -7,7 +7,7 @@ a default. Every run saves the fully resolved config next to its results.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -41,6 +41,18 @@ class StrictModel(BaseModel):
 
 
 BackboneName = Literal["sasrec", "gru4rec", "bert4rec"]
+# the one list of backbone names: tslrec.models.BACKBONES has these keys, in this order (a test
+# checks, since a class cannot be derived from a name)
+BACKBONE_NAMES: tuple[str, ...] = get_args(BackboneName)
+
+
+def check_backbone(name: str | None, message: str) -> None:
+    """Nothing if ``name`` is None or one of ``BACKBONE_NAMES``; else a ConfigError whose text is
+    ``message`` formatted with ``name`` and ``expected`` (the names, comma-separated)."""
+    if name is not None and name not in BACKBONE_NAMES:
+        raise ConfigError(message.format(name=name, expected=", ".join(BACKBONE_NAMES)))
+
+
 # TSLRec's item table and its controls (tslrec.llm.controls)
 TableName = Literal["tslrec", "llm-raw", "random", "categories", "instance"]
 

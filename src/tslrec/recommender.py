@@ -26,6 +26,7 @@ from tslrec.config import (
     EnhanceConfig,
     ModelConfig,
     TrainConfig,
+    check_backbone,
     config_from_dict,
     load_config,
 )
@@ -33,7 +34,7 @@ from tslrec.data.dataset import SequenceDataset, left_pad
 from tslrec.errors import ConfigError, TslrecError
 from tslrec.evaluation.evaluator import check_protocol, evaluate
 from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
-from tslrec.models import BACKBONES, SequentialRecommender, build_model
+from tslrec.models import SequentialRecommender, build_model
 from tslrec.models.item_embedding import build_item_embedding
 from tslrec.training.checkpoint import load_model, write_model_files
 from tslrec.training.trainer import TrainResult, fit
@@ -285,10 +286,7 @@ def _resolve_config(
     backbone: str | None, config: Config | str | Path | None, settings: dict[str, Any]
 ) -> Config:
     """The config the recommender trains under: `config` for `backbone`, `settings` on top."""
-    if backbone is not None and backbone not in BACKBONES:
-        raise ConfigError(
-            f"Recommender: unknown backbone '{backbone}': expected one of {', '.join(BACKBONES)}"
-        )
+    check_backbone(backbone, "Recommender: unknown backbone '{name}': expected one of {expected}")
     base = config if isinstance(config, Config) else load_config(config)
     base = base.for_backbone(backbone or base.model.name)
     raw = base.model_dump(mode="json")
