@@ -91,6 +91,23 @@ def test_fusion_starts_differ_only_in_the_adapters_last_layer():
         build_item_embedding("fusion", external, 8, adapter_start="tiny")
 
 
+def test_an_enhanced_embedding_comes_with_the_spec_a_checkpoint_rebuilds_it_from():
+    from tslrec.models.item_embedding import build_item_embedding, enhanced_item_embedding
+
+    external = torch.randn(13, 24)
+    for start, spec in [
+        ("default", {"mode": "fusion", "external_dim": 24}),  # the meta of models made before
+        ("zero", {"mode": "fusion", "external_dim": 24, "adapter_start": "zero"}),
+    ]:
+        torch.manual_seed(0)
+        embedding, got = enhanced_item_embedding("fusion", external, 8, 0.1, start)
+        torch.manual_seed(0)
+        built = build_item_embedding("fusion", external, 8, 0.1, start)
+        assert got == spec and list(got) == list(spec)
+        for name, value in built.state_dict().items():
+            assert torch.equal(value, embedding.state_dict()[name]), name
+
+
 def test_pca_init_keeps_the_standardised_geometry_at_init_scale():
     from tslrec.models.item_embedding import _standardise, pca_matrix
 

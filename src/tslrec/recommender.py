@@ -4,7 +4,7 @@
     model = tslrec.Recommender("sasrec", epochs=20).fit(dataset)
     model.recommend(["u1", "u2"], k=10)  # a DataFrame: user, rank, item, title, score
 
-It is a thin layer over what the pipeline uses: `build_model`, `build_item_embedding` for an
+It is a thin layer over what the pipeline uses: `build_model`, `enhanced_item_embedding` for an
 enhanced (TSLRec) item table, the trainer's `fit`, the model's `recommend`, and the checkpoint
 format of `tslrec train`. Nothing is written to disk unless `save` is called.
 """
@@ -35,7 +35,7 @@ from tslrec.errors import ConfigError, TslrecError
 from tslrec.evaluation.evaluator import check_protocol, evaluate
 from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
 from tslrec.models import SequentialRecommender, build_model
-from tslrec.models.item_embedding import build_item_embedding
+from tslrec.models.item_embedding import enhanced_item_embedding
 from tslrec.training.checkpoint import load_model, write_model_files
 from tslrec.training.trainer import TrainResult, fit
 
@@ -115,14 +115,15 @@ class Recommender:
                     f"{dataset.num_items + 1} (one per item id, row 0 padding): "
                     "was it made on another dataset?"
                 )
-            mode, start = cfg.enhance.mode, cfg.enhance.adapter_start
-            meta = {"item_embedding": {"mode": mode, "external_dim": table.size(1)}}
-            if start != "default":
-                meta["item_embedding"]["adapter_start"] = start
             set_seed(cfg.train.seed)
-            embedding = build_item_embedding(
-                mode, table, cfg.model.hidden_size, cfg.model.dropout, start
+            embedding, spec = enhanced_item_embedding(
+                cfg.enhance.mode,
+                table,
+                cfg.model.hidden_size,
+                cfg.model.dropout,
+                cfg.enhance.adapter_start,
             )
+            meta = {"item_embedding": spec}
         set_seed(cfg.train.seed)
         model = build_model(dataset.num_items, cfg.model, embedding)
         self.result = fit(

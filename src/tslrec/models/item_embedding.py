@@ -8,6 +8,7 @@ external (LLM-enhanced) item embeddings enter a model.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import torch
 from torch import nn
@@ -168,3 +169,20 @@ def build_item_embedding(
         raise ValueError(f"unknown enhancement mode '{mode}': expected init, adapter or fusion")
     embedding.source = table_fingerprint(external)
     return embedding
+
+
+def enhanced_item_embedding(
+    mode: str,
+    external: torch.Tensor,
+    hidden_size: int,
+    dropout: float = 0.0,
+    adapter_start: str = "default",
+) -> tuple[ItemEmbedding, dict[str, Any]]:
+    """`build_item_embedding`'s embedding and its spec, the `item_embedding` a checkpoint's
+    meta records to rebuild it: `{mode, external_dim}`, and `adapter_start` where it is not the
+    default (so models made before the option keep their meta)."""
+    spec: dict[str, Any] = {"mode": mode, "external_dim": external.size(1)}
+    if adapter_start != "default":
+        spec["adapter_start"] = adapter_start
+    embedding = build_item_embedding(mode, external, hidden_size, dropout, adapter_start)
+    return embedding, spec

@@ -39,7 +39,7 @@ from tslrec.llm.preference_model import PreferenceModel, item_start_rows, readou
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.llm.transmission import transmission, transmission_lines
 from tslrec.memory import PeakMemory
-from tslrec.models.item_embedding import build_item_embedding, table_fingerprint
+from tslrec.models.item_embedding import enhanced_item_embedding, table_fingerprint
 from tslrec.pipeline.backbone import (
     load_dataset,
     run_dir,
@@ -376,17 +376,16 @@ def downstream(
         plain = train_and_evaluate(backbone_cfg, dataset, progress=progress)
         plain_seconds = time.perf_counter() - start
         mode, adapter_start = cfg.enhance.mode, cfg.enhance.adapter_start
-        spec = {"mode": mode, "external_dim": table.size(1)}
+        set_seed(backbone_cfg.train.seed)
+        model = backbone_cfg.model  # with this backbone's own settings, as the plain one had
+        embedding, spec = enhanced_item_embedding(
+            mode, table, model.hidden_size, model.dropout, adapter_start
+        )
         if adapter_start != "default":  # runs made before the option keep their names and keys
-            mode, spec = f"{mode}-{adapter_start}", {**spec, "adapter_start": adapter_start}
+            mode = f"{mode}-{adapter_start}"
         if (features := cfg.augment.features) != "hidden":  # what stage 2 read out
             mode, spec = f"{mode}-{features}", {**spec, "features": features}
         tag = f"{name}-{cfg.enhance.table}-{mode}-{key2}"  # the table and the stage behind it
-        set_seed(backbone_cfg.train.seed)
-        model = backbone_cfg.model  # with this backbone's own settings, as the plain one had
-        embedding = build_item_embedding(
-            cfg.enhance.mode, table, model.hidden_size, model.dropout, adapter_start
-        )
         meta = {"item_embedding": spec, "stage2": key2}
         start = time.perf_counter()
         enhanced = train_and_evaluate(
