@@ -18,7 +18,7 @@ from common import arguments, publish
 
 from tslrec.config import load_config
 from tslrec.llm.sft_batches import pad_batch
-from tslrec.pipeline.backbone import load_dataset
+from tslrec.pipeline.train import load_dataset
 from tslrec.pipeline.tslrec import build_preference_model
 
 

@@ -20,7 +20,7 @@ from common import arguments, machine, publish, result_name
 
 from tslrec.config import load_config
 from tslrec.evaluation.evaluator import evaluate
-from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
+from tslrec.pipeline.train import load_dataset, run_dir, train_and_evaluate
 from tslrec.training.checkpoint import load_model
 
 

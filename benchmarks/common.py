@@ -57,7 +57,7 @@ def llm_stages(cfg):
     """The dataset, stage 0's item table and stages 1-2 of ``cfg``, from the caches of `tslrec
     run` with the same config (run where missing): ``(dataset, stage0 table, table path,
     stages)``."""
-    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.train import load_dataset
     from tslrec.pipeline.tslrec import stage0, stage1_and_2
 
     dataset = load_dataset(cfg)

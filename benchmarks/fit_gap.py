@@ -21,7 +21,7 @@ from common import arguments, machine, publish
 
 from tslrec.config import load_config
 from tslrec.io import read_json
-from tslrec.pipeline.backbone import load_dataset
+from tslrec.pipeline.train import load_dataset
 from tslrec.training.checkpoint import load_model
 from tslrec.training.trainer import HISTORY, mean_training_loss
 

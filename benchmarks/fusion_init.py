@@ -42,8 +42,8 @@ from tslrec.models.item_embedding import (
     build_item_embedding,
     table_fingerprint,
 )
-from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
 from tslrec.pipeline.experiment import with_seed
+from tslrec.pipeline.train import load_dataset, run_dir, train_and_evaluate
 from tslrec.pipeline.tslrec import stage0, stage1_and_2
 
 BACKBONES, STARTS = list(MODELS), list(ADAPTER_STARTS)  # every backbone and adapter start

@@ -16,7 +16,7 @@ from common import arguments, publish
 
 from tslrec.config import load_config
 from tslrec.llm.sft_samples import count_instance_samples
-from tslrec.pipeline.backbone import load_dataset
+from tslrec.pipeline.train import load_dataset
 from tslrec.pipeline.tslrec import run_tslrec
 
 

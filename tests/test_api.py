@@ -11,7 +11,7 @@ from tslrec.errors import ConfigError, DataError, TslrecError
 from tslrec.io import save_tensors
 from tslrec.llm.augment import TENSOR_NAME
 from tslrec.models.item_embedding import build_item_embedding
-from tslrec.pipeline.backbone import load_dataset, train_and_evaluate
+from tslrec.pipeline.train import load_dataset, train_and_evaluate
 
 TINY = {"hidden_size": 16, "num_layers": 1, "max_len": 10, "dropout": 0.1, "lr": 0.01}
 TINY |= {"batch_size": 16, "patience": 50, "num_threads": 1}
@@ -195,7 +195,7 @@ def test_tslrec_recommend_prints_what_the_recommender_gives(cyclic, tmp_path):
     from typer.testing import CliRunner
 
     from tslrec.cli import app
-    from tslrec.pipeline.backbone import load_trained
+    from tslrec.pipeline.train import load_trained
 
     dataset = load_dataset(cyclic)
     train_and_evaluate(cyclic, dataset, progress=False)

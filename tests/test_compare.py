@@ -45,7 +45,7 @@ def test_a_category_table_is_each_items_one_hot():
 def test_every_control_has_the_tslrec_tables_rows_and_goes_through_the_same_embedding(
     pipeline_config,
 ):
-    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.train import load_dataset
     from tslrec.pipeline.tslrec import downstream
 
     cfg = pipeline_config(enhance={"backbones": ["sasrec"], "mode": "fusion"})

@@ -44,7 +44,7 @@ def test_sampled_and_seen_masked_ranks_count_only_their_candidates(tmp_path):
 
     from tslrec.evaluation.evaluator import evaluate
     from tslrec.models import build_model
-    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.train import load_dataset
 
     cfg = tiny_config(tmp_path, write_interactions_csv(tmp_path / "c.csv", cyclic_sequences()))
     ds = load_dataset(cfg)
@@ -105,7 +105,7 @@ def test_full_ranking_scores_the_sampled_protocol_and_the_tail_beside_it(tmp_pat
 
     from tslrec.evaluation.evaluator import evaluate
     from tslrec.models import build_model
-    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.train import load_dataset
 
     cfg = tiny_config(tmp_path, write_interactions_csv(tmp_path / "c.csv", cyclic_sequences()))
     ds = load_dataset(cfg)

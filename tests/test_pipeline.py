@@ -93,7 +93,7 @@ def test_llm_stages_see_only_training_prefixes(
 ):
     """Every sample builder gets training prefixes only, and held-out users never train."""
     import tslrec.llm.sft_samples as sft_samples
-    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.train import load_dataset
 
     calls = []
     real = getattr(sft_samples, builder)
@@ -130,7 +130,7 @@ def test_item_rows_start_from_the_stage0_table_when_asked(pipeline_config):
     import torch
 
     from tslrec.errors import TslrecError
-    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.train import load_dataset
     from tslrec.pipeline.tslrec import build_preference_model
 
     cfg = pipeline_config(sft={"item_rows": "stage0"})

@@ -8,7 +8,7 @@ from synthetic import cyclic_sequences, tiny_config, write_interactions_csv
 
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.models import build_model
-from tslrec.pipeline.backbone import load_dataset, train_and_evaluate
+from tslrec.pipeline.train import load_dataset, train_and_evaluate
 from tslrec.training.checkpoint import load_model
 from tslrec.training.trainer import epochs_done, fit, mean_training_loss
 
@@ -197,7 +197,7 @@ def test_a_run_given_more_patience_continues_where_it_stopped(cyclic):
 
 
 def test_an_interrupted_continuation_leaves_no_stale_record(cyclic, monkeypatch):
-    import tslrec.pipeline.backbone as backbone
+    import tslrec.pipeline.train as train
 
     tmp_path, csv = cyclic
     short = tiny_config(tmp_path, csv, train={"epochs": 2})
@@ -208,7 +208,7 @@ def test_an_interrupted_continuation_leaves_no_stale_record(cyclic, monkeypatch)
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(backbone, "evaluate", interrupted)  # dies after 4 epochs, before the test
+    monkeypatch.setattr(train, "evaluate", interrupted)  # dies after 4 epochs, before the test
     with pytest.raises(KeyboardInterrupt):
         train_and_evaluate(longer, load_dataset(longer), progress=False)
     monkeypatch.undo()

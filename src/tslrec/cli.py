@@ -157,7 +157,7 @@ def _print_metrics(title: str, metrics: dict[str, float]) -> None:
 @_friendly_errors
 def data_prepare(config: ConfigOption = None, set_: SetOption = None) -> None:
     """Read, filter, id-map and split the dataset; save it as Parquet + a JSON manifest."""
-    from tslrec.pipeline.backbone import dataset_dir, load_dataset
+    from tslrec.pipeline.train import dataset_dir, load_dataset
 
     cfg = _config(config, set_)
     dataset = load_dataset(cfg)
@@ -169,7 +169,7 @@ def data_prepare(config: ConfigOption = None, set_: SetOption = None) -> None:
 @_friendly_errors
 def data_stats(config: ConfigOption = None, set_: SetOption = None) -> None:
     """Users, items, interactions, density and the sequence-length distribution."""
-    from tslrec.pipeline.backbone import load_dataset
+    from tslrec.pipeline.train import load_dataset
 
     dataset = load_dataset(_config(config, set_))
     table = Table(title=dataset.manifest["source"])
@@ -186,7 +186,7 @@ def train(
     config: ConfigOption = None, set_: SetOption = None, backbone: BackboneOption = None
 ) -> None:
     """Train a backbone with early stopping, then evaluate it on the test split."""
-    from tslrec.pipeline.backbone import load_dataset, run_dir, train_and_evaluate
+    from tslrec.pipeline.train import load_dataset, run_dir, train_and_evaluate
 
     cfg = _backbone_config(config, set_, backbone)
     record = train_and_evaluate(cfg, load_dataset(cfg))
@@ -210,7 +210,7 @@ def evaluate(
     """Evaluate a trained backbone (full ranking or sampled, seen items masked or not)."""
     from tslrec.evaluation.evaluator import check_protocol
     from tslrec.evaluation.evaluator import evaluate as run_evaluation
-    from tslrec.pipeline.backbone import load_dataset, load_trained
+    from tslrec.pipeline.train import load_dataset, load_trained
 
     if split not in ("valid", "test"):
         raise TslrecError(f"--split must be 'valid' or 'test', got '{split}'")
@@ -236,7 +236,7 @@ def recommend(
     k: Annotated[int, typer.Option("-k", min=1, help="How many items.")] = 10,
 ) -> None:
     """Top-k items for a known user, or for a new user's raw item sequence."""
-    from tslrec.pipeline.backbone import load_dataset, load_trained
+    from tslrec.pipeline.train import load_dataset, load_trained
     from tslrec.recommender import Recommender
 
     if (user is None) == (items is None):

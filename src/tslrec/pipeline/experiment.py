@@ -26,7 +26,7 @@ from tslrec.evaluation.formatting import (
 from tslrec.evaluation.significance import paired_test_scores, view_ndcg
 from tslrec.io import atomic_path, read_json, write_json
 from tslrec.layout import PER_USER, RESULTS
-from tslrec.pipeline.backbone import load_dataset
+from tslrec.pipeline.train import load_dataset
 from tslrec.pipeline.tslrec import downstream, item_table, stage0
 from tslrec.provenance import git_commit
 from tslrec.training.accelerator import process_state, wait_for_everyone

@@ -32,15 +32,15 @@ from tslrec.layout import (
 from tslrec.llm import sft as sft_stage
 from tslrec.llm import sft_checkpoint, sft_samples
 from tslrec.llm.augment import TENSOR_NAME, embed_items, load_item_embeddings, stats_path
-from tslrec.llm.backbone import load_causal_lm
 from tslrec.llm.categories import LatentCategories, fit_categories
+from tslrec.llm.causal_lm import load_causal_lm
 from tslrec.llm.controls import category_table, random_table
 from tslrec.llm.preference_model import PreferenceModel, item_start_rows, readout
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.llm.transmission import transmission, transmission_lines
 from tslrec.memory import PeakMemory
 from tslrec.models.item_embedding import enhanced_item_embedding, table_fingerprint
-from tslrec.pipeline.backbone import (
+from tslrec.pipeline.train import (
     load_dataset,
     run_dir,
     stage_key,
