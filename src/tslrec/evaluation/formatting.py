@@ -162,7 +162,8 @@ def compare_cells(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
         against = r.get("p_vs_best_control")
         cells.append(f"{against:.3g} ({r['best_control']})" if against is not None else "")
         cells.append("" if plain else f"{r['table_seconds']:.0f}")
-        cells.append("" if plain else f"{r['table_memory_mib']:.0f}")  # peak growth, host
+        memory = r.get("table_memory_mib")  # peak host growth; not in figures published before
+        cells.append("" if plain or memory is None else f"{memory:.0f}")
         cells.append(f"{r['train_seconds']:.0f}")
         body.append(cells)
     return header, body
