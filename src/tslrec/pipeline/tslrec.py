@@ -123,7 +123,9 @@ def stage1_and_2(
     hidden_path = embeddings_path(cfg.output_dir, key2)
     stats_file = hidden_path.parent / "stages.json"
     if not (hidden_path.is_file() and stats_file.is_file()):
-        stats = _llm_stages(cfg, dataset, item_embeddings, stage1, hidden_path)
+        with PeakMemory() as peak:
+            stats = _llm_stages(cfg, dataset, item_embeddings, stage1, hidden_path)
+        stats["memory"] = peak.figures()  # what stages 1-2 took, for the table's cost
         if process_state().is_main_process:
             write_json(stats_file, {"stage1_key": key1, "stage2_key": key2, **stats})
         wait_for_everyone()
@@ -143,20 +145,7 @@ def _llm_stages(
     hidden_path: Path,
 ) -> dict:
     """Stages 1 and 2 proper: categories, the untuned states, SFT, the one-item states, and
-    the diagnostics of what got through; returns their statistics, the memory they took
-    included."""
-    with PeakMemory() as peak:
-        stats = _measured_llm_stages(cfg, dataset, item_embeddings, stage1, hidden_path)
-    return {**stats, "memory": peak.figures()}
-
-
-def _measured_llm_stages(
-    cfg: Config,
-    dataset: SequenceDataset,
-    item_embeddings: torch.Tensor,
-    stage1: Path,
-    hidden_path: Path,
-) -> dict:
+    the diagnostics of what got through; returns their statistics."""
     process = process_state()  # under `accelerate launch`: all fine-tune, the main one writes
     start = time.perf_counter()
     categories = _categories(cfg, item_embeddings, stage1 / CATEGORIES)
@@ -315,19 +304,19 @@ def item_table(
     table but ``instance``: the controls take their shape, categories or untuned states from
     them."""
     kind = cfg.enhance.table
-    if kind == "instance":
-        sft = cfg.sft.model_copy(update={"level": "instance"})
-        path, stats = stage1_and_2(cfg.model_copy(update={"sft": sft}), dataset, item_embeddings)
-        cost = _with_cost(stats, _llm_seconds(stats), stats["memory"])
+    if kind in ("tslrec", "instance"):  # the LLM stages' own table, from user or instance SFT
+        llm_cfg = cfg
+        if kind == "instance":
+            sft = cfg.sft.model_copy(update={"level": "instance"})
+            llm_cfg = cfg.model_copy(update={"sft": sft})
+        path, stats = stage1_and_2(llm_cfg, dataset, item_embeddings)
+        cost = _with_cost(stats, _llm_seconds(stats), stats["memory"]["peak_growth_mib"])
         return path, cost, stats["stage2_key"]
     path, stats = stage1_and_2(cfg, dataset, item_embeddings)
-    if kind == "tslrec":
-        cost = _with_cost(stats, _llm_seconds(stats), stats["memory"])
-        return path, cost, stats["stage2_key"]
     stage1 = stage1_dir(cfg.output_dir, stats["stage1_key"])
     if kind == "llm-raw":
         seconds = stats["llm_load_seconds"] + stats["untuned_embed_seconds"]
-        cost = _with_cost(stats, seconds, stats["untuned_memory"])
+        cost = _with_cost(stats, seconds, stats["untuned_memory"]["peak_growth_mib"])
         return stage1 / UNTUNED_EMBEDDINGS, cost, _key(kind, stats)
     seed = cfg.enhance.table_seed
     # the random table copies the shape of the features read out; the one-hot does not
@@ -344,13 +333,13 @@ def item_table(
         save_tensors(control, {TENSOR_NAME: table}, metadata=metadata)
     wait_for_everyone()
     seconds = stats["categories_seconds"] if kind == "categories" else 0.0
-    memory = {"peak_growth_mib": float(load_item_embeddings(control)[1]["peak_growth_mib"])}
+    memory = float(load_item_embeddings(control)[1]["peak_growth_mib"])
     return control, _with_cost(stats, seconds, memory), _key(name, stats)
 
 
-def _with_cost(stats: dict, seconds: float, memory: dict) -> dict:
+def _with_cost(stats: dict, seconds: float, memory_mib: float) -> dict:
     """Stages 1-2's statistics plus what this table alone took: seconds and peak memory."""
-    return {**stats, "table_seconds": seconds, "table_memory_mib": memory["peak_growth_mib"]}
+    return {**stats, "table_seconds": seconds, "table_memory_mib": memory_mib}
 
 
 def _key(kind: str, stats: dict, *parts: object) -> str:
