@@ -134,3 +134,20 @@ def test_leading_padding_is_inert_so_training_batches_may_be_trimmed(name):
     trimmed, _ = model(seqs[:, 3:])
     assert model.pads_are_inert
     assert torch.allclose(full[:, 3:][seqs[:, 3:] != 0], trimmed[seqs[:, 3:] != 0], atol=1e-6)
+
+
+def test_dropout_keeps_its_share_scaled_up_and_is_the_identity_in_eval():
+    from tslrec.models.layers import Dropout
+
+    drop = Dropout(0.25)
+    x = torch.ones(200, 500)
+    torch.manual_seed(0)
+    out = drop(x)
+    kept = out != 0
+    assert kept.float().mean().item() == pytest.approx(0.75, abs=0.005)
+    assert torch.allclose(out[kept], torch.tensor(4 / 3))  # the expectation is preserved
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), out)  # deterministic under the seed
+    assert torch.equal(drop.eval()(x), x) and torch.equal(Dropout(0.0)(x), x)
+    with pytest.raises(ValueError, match="not in"):
+        Dropout(1.0)

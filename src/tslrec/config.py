@@ -174,6 +174,10 @@ class TrainConfig(StrictModel):
     batch_size: int = Field(128, ge=1)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
+    # learning rate: linear warm-up over this share of all `epochs`' steps, then `schedule`;
+    # `cosine` decays to zero at `epochs`, so the budget becomes a setting, not just a cap
+    warmup: float = Field(0.0, ge=0.0, lt=1.0)
+    schedule: Literal["constant", "cosine"] = "constant"
     patience: int = Field(10, ge=1)
     seed: Seed = 42
     # bf16 autocast (accelerate): ~2x faster on CPUs with AMX/AVX512-BF16 and on recent GPUs

@@ -46,6 +46,7 @@ from tslrec.llm.sft_checkpoint import (
 )
 from tslrec.llm.sft_samples import Sample, mean_target_loss, subsample
 from tslrec.training.accelerator import stage_accelerator, wait_for_everyone
+from tslrec.training.schedule import learning_rate as scheduled_rate
 
 log = logging.getLogger(__name__)
 
@@ -261,16 +262,8 @@ def _train_epoch(
 
 
 def learning_rate(cfg: SFTConfig, step: int, total_steps: int) -> float:
-    """The learning rate of optimizer step ``step`` (0-based) of ``total_steps``: linear warm-up
-    over ``cfg.warmup`` of them, then constant or cosine decay to zero. A function of the step
-    alone, so a resumed run needs no scheduler state."""
-    warmup = int(cfg.warmup * total_steps)
-    if step < warmup:
-        return cfg.lr * (step + 1) / warmup
-    if cfg.schedule == "constant":
-        return cfg.lr
-    progress = (step - warmup) / max(total_steps - warmup, 1)
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    """The learning rate of optimizer step ``step`` (0-based) of ``total_steps``."""
+    return scheduled_rate(cfg.lr, cfg.warmup, cfg.schedule, step, total_steps)
 
 
 def evaluation_loss(

@@ -8,6 +8,7 @@ from torch import nn
 from tslrec.config import ModelConfig
 from tslrec.models.base import SequentialRecommender
 from tslrec.models.item_embedding import ItemEmbedding
+from tslrec.models.layers import Dropout
 
 
 class GRU4Rec(SequentialRecommender):
@@ -17,7 +18,7 @@ class GRU4Rec(SequentialRecommender):
         self, num_items: int, cfg: ModelConfig, item_embedding: ItemEmbedding | None = None
     ):
         super().__init__(num_items, cfg, item_embedding)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.gru = nn.GRU(
             cfg.hidden_size, cfg.hidden_size, num_layers=cfg.num_layers, batch_first=True
         )

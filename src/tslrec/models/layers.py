@@ -11,6 +11,26 @@ from torch import nn
 from tslrec.config import ModelConfig
 
 
+class Dropout(nn.Module):
+    """`nn.Dropout` with its mask drawn by `torch.rand`: the same distribution, but on a CPU
+    `bernoulli_` costs about 2.4x as much, and dropout masks were a third of a SASRec step."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability {p} is not in [0, 1)")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand(x.shape, device=x.device) >= self.p
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class TransformerBlock(nn.Module):
     def __init__(
         self, hidden_size: int, num_heads: int, dropout: float, attention_dropout: bool = True
@@ -27,10 +47,10 @@ class TransformerBlock(nn.Module):
         self.ffn = nn.Sequential(
             nn.Linear(hidden_size, 4 * hidden_size),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(4 * hidden_size, hidden_size),
         )
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """`allowed` is a boolean (B, 1, T, T) mask: True where a query may attend to a key."""
@@ -63,7 +83,7 @@ class TransformerEncoder(nn.Module):
         self.causal = causal
         self.position = nn.Embedding(cfg.max_len, cfg.hidden_size)
         nn.init.normal_(self.position.weight, std=0.02)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(cfg.hidden_size, cfg.num_heads, cfg.dropout, cfg.attention_dropout)
             for _ in range(cfg.num_layers)

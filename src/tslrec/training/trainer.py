@@ -47,6 +47,7 @@ from tslrec.training.checkpoint import (
     save_model,
 )
 from tslrec.training.losses import LOSSES
+from tslrec.training.schedule import learning_rate
 
 VALID_METRIC = "NDCG@10"
 HISTORY = "history.json"
@@ -114,12 +115,24 @@ def _batch_loss(model, batch: list[torch.Tensor], cfg: TrainConfig, plain: Seque
 
 
 def _train_epoch(
-    model, loader: DataLoader, optimizer, accelerator: Accelerator, cfg: TrainConfig, plain
+    model,
+    loader: DataLoader,
+    optimizer,
+    accelerator: Accelerator,
+    cfg: TrainConfig,
+    plain,
+    epoch: int,
 ) -> float:
-    """One pass over the training windows; the mean batch loss over every process."""
+    """One pass over the training windows (epoch `epoch`, 0-based); the mean batch loss over
+    every process."""
+    first_step, total_steps = epoch * len(loader), cfg.epochs * len(loader)
     total, steps = 0.0, 0
     model.train()
     for batch in loader:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(
+                cfg.lr, cfg.warmup, cfg.schedule, first_step + steps, total_steps
+            )
         loss = _batch_loss(model, batch, cfg, plain)
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
@@ -158,7 +171,9 @@ def _across_processes(accelerator: Accelerator, value: float, how: str) -> float
 def _resume_key(model: SequentialRecommender, dataset: SequenceDataset, cfg: TrainConfig) -> dict:
     """What must match for a saved state to be resumed (more epochs or patience are fine)."""
     shapes = {name: list(t.shape) for name, t in model.state_dict().items()}
-    train = cfg.model_dump(exclude={*BUDGET_FIELDS, *RUNTIME_FIELDS})
+    # a schedule that warms up or decays is drawn over `epochs`: then the budget is a setting
+    budget = BUDGET_FIELDS if cfg.schedule == "constant" and cfg.warmup == 0 else {"patience"}
+    train = cfg.model_dump(exclude={*budget, *RUNTIME_FIELDS})
     return {
         "model": model.cfg.model_dump(),
         "train": train,
@@ -245,7 +260,9 @@ def fit(
     while state.epoch < train_cfg.epochs and state.bad_epochs < train_cfg.patience:
         set_seed(train_cfg.seed + state.epoch)
         start = time.perf_counter()
-        epoch_loss = _train_epoch(model, loader, optimizer, accelerator, train_cfg, plain)
+        epoch_loss = _train_epoch(
+            model, loader, optimizer, accelerator, train_cfg, plain, state.epoch
+        )
         valid = evaluate(plain, dataset, "valid", eval_cfg).metrics[VALID_METRIC]
         valid = _across_processes(accelerator, valid, "main")
         improved = state.end_epoch(epoch_loss, valid, time.perf_counter() - start)
