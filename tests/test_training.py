@@ -356,3 +356,14 @@ def test_a_decaying_schedule_resumes_only_on_its_own_budget(cyclic):
     # the curve is drawn over `epochs`: a longer budget is another curve, not a continuation
     with pytest.raises(TslrecError, match="other settings"):
         fit_new_model(ds, cfg, cosine.model_copy(update={"epochs": 2}), tmp_path / "r")
+
+
+def test_the_pipeline_retrains_a_decaying_schedule_given_more_epochs(cyclic):
+    tmp_path, csv = cyclic
+    cosine = {"epochs": 1, "schedule": "cosine", "warmup": 0.1}
+    cfg = tiny_config(tmp_path, csv, train=cosine)
+    ds = load_dataset(cfg)
+    assert train_and_evaluate(cfg, ds, progress=False)["epochs_run"] == 1
+    longer = tiny_config(tmp_path, csv, train={**cosine, "epochs": 2})
+    # another curve: trained again from its first epoch, not refused and not continued
+    assert train_and_evaluate(longer, ds, progress=False)["epochs_run"] == 2

@@ -184,6 +184,13 @@ class TrainConfig(StrictModel):
     mixed_precision: Literal["no", "bf16"] = "no"
     num_threads: int | None = Field(None, ge=1)
 
+    def budget_fields(self) -> frozenset[str]:
+        """The settings a finished or interrupted run may be given more of and continue: the
+        epochs and patience, except that a warm-up or decay is drawn over `epochs`."""
+        if self.schedule == "constant" and self.warmup == 0:
+            return BUDGET_FIELDS
+        return BUDGET_FIELDS - {"epochs"}
+
 
 class EvalConfig(StrictModel):
     """How models are scored: leave-one-out ranking of the held-out item.

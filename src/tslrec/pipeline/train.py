@@ -20,7 +20,6 @@ import polars as pl
 from accelerate.utils import set_seed
 
 from tslrec.config import (
-    BUDGET_FIELDS,
     RUNTIME_FIELDS,
     Config,
     TrainConfig,
@@ -78,7 +77,7 @@ def settings_key(
     been given them from the start. `processes` is the launch it was trained by (default: this
     one's).
     """
-    budget = BUDGET_FIELDS if any_budget else frozenset()
+    budget = cfg.train.budget_fields() if any_budget else frozenset()
     train = cfg.train.model_dump(exclude={*RUNTIME_FIELDS, *budget})
     evaluation = cfg.eval.model_dump(exclude={"batch_size"})
     content = dataset.manifest["content_hash"]

@@ -19,7 +19,7 @@ from accelerate.utils import broadcast, set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from tslrec.config import BUDGET_FIELDS, RUNTIME_FIELDS, EvalConfig, TrainConfig
+from tslrec.config import RUNTIME_FIELDS, EvalConfig, TrainConfig
 from tslrec.data.dataset import SequenceDataset
 from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import evaluate
@@ -171,9 +171,7 @@ def _across_processes(accelerator: Accelerator, value: float, how: str) -> float
 def _resume_key(model: SequentialRecommender, dataset: SequenceDataset, cfg: TrainConfig) -> dict:
     """What must match for a saved state to be resumed (more epochs or patience are fine)."""
     shapes = {name: list(t.shape) for name, t in model.state_dict().items()}
-    # a schedule that warms up or decays is drawn over `epochs`: then the budget is a setting
-    budget = BUDGET_FIELDS if cfg.schedule == "constant" and cfg.warmup == 0 else {"patience"}
-    train = cfg.model_dump(exclude={*budget, *RUNTIME_FIELDS})
+    train = cfg.model_dump(exclude={*cfg.budget_fields(), *RUNTIME_FIELDS})
     return {
         "model": model.cfg.model_dump(),
         "train": train,
