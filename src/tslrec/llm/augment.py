@@ -9,7 +9,6 @@ written atomically as safetensors with its row -> item-id map in the metadata.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 from tslrec.config import AugmentConfig
 from tslrec.errors import TslrecError
 from tslrec.io import load_tensors_and_metadata, save_tensors, write_json
+from tslrec.keys import content_key
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.llm.sft_batches import pad_batch
@@ -49,8 +49,7 @@ def fingerprint(
     stands in for hashing all adapters.
     """
     head = model.head.weight.detach().float().cpu().numpy().tobytes()
-    settings = json.dumps([builder.describe(), num_items, pooling, model.hidden_size])
-    return hashlib.sha256(head + settings.encode()).hexdigest()[:20]
+    return content_key(head, [builder.describe(), num_items, pooling, model.hidden_size])
 
 
 def load_item_embeddings(path: str | Path) -> tuple[torch.Tensor, dict[str, str]]:

@@ -7,7 +7,6 @@ the same settings and the very same samples.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from tslrec.io import (
     save_tensors,
     write_json,
 )
+from tslrec.keys import content_key
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.sft_samples import Sample
 from tslrec.training.checkpoint import optimizer_tensors, restore_optimizer
@@ -101,12 +101,13 @@ def resume_settings(cfg: SFTConfig) -> dict[str, Any]:
 
 
 def samples_digest(samples: Sequence[Sample]) -> str:
-    """Hash of every prompt and target: a checkpoint only resumes on the very same samples."""
-    h = hashlib.sha256()
-    for s in samples:
-        h.update(np.asarray(s.input_ids, dtype=np.int64).tobytes())
-        h.update(np.asarray(s.target, dtype=np.float32).tobytes())
-    return h.hexdigest()[:20]
+    """Key of every prompt and target: a checkpoint only resumes on the very same samples."""
+    return content_key(*(part for s in samples for part in _sample_bytes(s)))
+
+
+def _sample_bytes(sample: Sample) -> tuple[bytes, bytes]:
+    ids = np.asarray(sample.input_ids, dtype=np.int64).tobytes()
+    return ids, np.asarray(sample.target, dtype=np.float32).tobytes()
 
 
 def try_resume(

@@ -7,8 +7,6 @@ validation metric), `results.json` (test metrics, timings, settings), `test_per_
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -33,6 +31,7 @@ from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import check_protocol, evaluate
 from tslrec.evaluation.metrics import ranking_summary
 from tslrec.io import atomic_path, read_json, restore_interrupted, write_json
+from tslrec.keys import content_key
 from tslrec.layout import PER_USER, RESULTS
 from tslrec.models import ItemEmbedding, SequentialRecommender, build_model
 from tslrec.provenance import git_commit
@@ -60,7 +59,7 @@ def load_dataset(cfg: Config) -> SequenceDataset:
 
 def stage_key(*parts: object) -> str:
     """A short hash of settings and inputs that names a cached stage or run."""
-    return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:12]
+    return content_key(*parts, length=12)
 
 
 def settings_key(
