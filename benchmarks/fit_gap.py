@@ -21,9 +21,10 @@ from common import arguments, machine, publish
 
 from tslrec.config import load_config
 from tslrec.io import read_json
+from tslrec.layout import HISTORY
 from tslrec.pipeline.train import load_dataset
 from tslrec.training.checkpoint import load_model
-from tslrec.training.trainer import HISTORY, mean_training_loss
+from tslrec.training.trainer import mean_training_loss
 
 SPANS = ((1, 5), (6, 20), (21, 60), (61, None))  # epochs, 1-based and inclusive
 

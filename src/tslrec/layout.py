@@ -12,6 +12,14 @@ from pathlib import Path
 RESULTS = "results.json"
 PER_USER = "test_per_user.parquet"
 
+# a trained backbone's directory
+BEST = "best"  # the best checkpoint (`tslrec.training.checkpoint`)
+HISTORY = "history.json"  # per-epoch loss and validation metric
+TRAIN_STATE = "state"  # the resumable state (`tslrec.checkpointer`), rewritten every epoch
+
+SFT_CHECKPOINT = "checkpoint"  # in a stage-1 `sft/`: the adapters, and the resumable state
+SFT_STATS = "sft_stats.json"  # in a stage-1 `sft/`: what fine-tuning cost and its losses
+
 EMBEDDINGS = "item_embeddings.safetensors"
 STAGE0_BACKBONE = "sasrec"
 CATEGORIES, SFT = "categories", "sft"  # the sub-directories of a stage-1 directory

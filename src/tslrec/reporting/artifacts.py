@@ -19,9 +19,11 @@ from tslrec.io import read_json, restore_interrupted
 from tslrec.layout import (
     CATEGORIES,
     COMPARISON,
+    HISTORY,
     PER_USER,
     RESULTS,
     SFT,
+    SFT_STATS,
     STAGE0_BACKBONE,
     comparison_dir,
     embeddings_path,
@@ -29,9 +31,7 @@ from tslrec.layout import (
 )
 from tslrec.llm.augment import load_item_embeddings
 from tslrec.llm.categories import LatentCategories
-from tslrec.llm.sft import STATS_FILE
 from tslrec.training.checkpoint import MODEL_META, load_model
-from tslrec.training.trainer import HISTORY
 
 
 def require(path: Path) -> Path:
@@ -151,7 +151,7 @@ def load_run(root: Path) -> RunArtifacts:
         dataset=SequenceDataset.load(root / "data"),
         comparisons=_comparisons(root, results["rows"]),
         categories=LatentCategories.load(stage1 / CATEGORIES),
-        sft=read_json(require(stage1 / SFT / STATS_FILE)),
+        sft=read_json(require(stage1 / SFT / SFT_STATS)),
         stage0_items=stage0_model.item_embeddings().numpy(),
         llm_items=llm_table[1:].float().numpy(),
         stage0_dir=stage0_dir,
