@@ -17,7 +17,14 @@ import numpy as np
 import polars as pl
 
 from tslrec.config import DataConfig
-from tslrec.data.dataset import MANIFEST, SequenceDataset
+from tslrec.data.dataset import (
+    INTERACTIONS,
+    ITEMS,
+    MANIFEST,
+    NEGATIVES,
+    USERS,
+    SequenceDataset,
+)
 from tslrec.data.readers import BUILTINS, RawData, load_raw
 from tslrec.errors import DataError
 from tslrec.io import atomic_dir, read_json, sweep_leftovers, write_json
@@ -205,10 +212,10 @@ def prepare_dataset(
         return SequenceDataset.load(out_dir)
     tables = prepare_tables(load_raw(cfg), cfg, fingerprint)
     with atomic_dir(out_dir) as tmp:
-        tables.interactions.write_parquet(tmp / "interactions.parquet")
-        tables.users.write_parquet(tmp / "users.parquet")
-        tables.items.write_parquet(tmp / "items.parquet")
-        tables.negatives.write_parquet(tmp / "negatives.parquet")
+        tables.interactions.write_parquet(tmp / INTERACTIONS)
+        tables.users.write_parquet(tmp / USERS)
+        tables.items.write_parquet(tmp / ITEMS)
+        tables.negatives.write_parquet(tmp / NEGATIVES)
         write_json(tmp / MANIFEST, tables.manifest)
     return SequenceDataset.load(out_dir)
 
