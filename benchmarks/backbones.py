@@ -20,6 +20,7 @@ from common import arguments, machine, publish, result_name
 
 from tslrec.config import load_config
 from tslrec.evaluation.evaluator import evaluate
+from tslrec.layout import BEST, MODELS
 from tslrec.pipeline.train import load_dataset, run_dir, train_and_evaluate
 from tslrec.training.checkpoint import load_model
 
@@ -38,9 +39,9 @@ def main() -> None:
         dataset = load_dataset(cfg)
         tag = args.run or f"bench-{backbone}"
         if not (args.resume or args.run):
-            shutil.rmtree(cfg.output_dir / "models" / tag, ignore_errors=True)
+            shutil.rmtree(cfg.output_dir / MODELS / tag, ignore_errors=True)
         record = train_and_evaluate(cfg, dataset, tag=tag, progress=False)
-        model, _ = load_model(run_dir(cfg, tag) / "best")
+        model, _ = load_model(run_dir(cfg, tag) / BEST)
         by_mask = {
             str(mask).lower(): evaluate(
                 model.eval(), dataset, "test", cfg.eval.model_copy(update={"mask_seen": mask})

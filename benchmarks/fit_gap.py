@@ -21,9 +21,10 @@ from common import arguments, machine, publish
 
 from tslrec.config import load_config
 from tslrec.io import read_json
+from tslrec.layout import BEST, HISTORY, RUN_CONFIG
 from tslrec.pipeline.train import load_dataset
 from tslrec.training.checkpoint import load_model
-from tslrec.training.trainer import HISTORY, mean_training_loss
+from tslrec.training.trainer import mean_training_loss
 
 SPANS = ((1, 5), (6, 20), (21, 60), (61, None))  # epochs, 1-based and inclusive
 
@@ -62,8 +63,8 @@ def main() -> None:
         row = {"seed": seed, "backbone": backbone}
         row["loss_gap"] = loss_gaps(*(read_json(dirs[v] / HISTORY) for v in ("plain", "enhanced")))
         for variant, directory in dirs.items():
-            model, _ = load_model(directory / "best")
-            train_cfg = load_config(directory / "config.yaml").train
+            model, _ = load_model(directory / BEST)
+            train_cfg = load_config(directory / RUN_CONFIG).train
             row[f"{variant}_training_loss"] = mean_training_loss(model, dataset, train_cfg)
         print(row, flush=True)
         rows.append(row)

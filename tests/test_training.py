@@ -130,13 +130,6 @@ def test_resuming_on_another_frozen_item_table_is_refused(cyclic):
         fit_on(table.flip(0), longer)  # same shape, other content
     assert fit_on(table, longer).epochs_run == 2  # the same table resumes
 
-    # a state saved before the inputs were part of the key is judged on the rest of it
-    state = tmp_path / "r" / "state" / "trainer.json"
-    saved = json.loads(state.read_text())
-    del saved["resume_key"]["inputs"]
-    state.write_text(json.dumps(saved))
-    assert fit_on(table, cfg.train.model_copy(update={"epochs": 3})).epochs_run == 3
-
 
 def test_a_stage_after_another_gets_its_own_mixed_precision(cyclic):
     """`tslrec run` fine-tunes the LLM (full precision) then trains backbones (bf16) in one

@@ -105,8 +105,9 @@ def _previous(path: Path) -> Path:
     return path.with_name(f".{path.name}.previous")
 
 
-def _discard(path: Path) -> None:
+def discard_dir(path: str | Path) -> None:
     """Delete a directory so that no crash can leave part of it under its name."""
+    path = Path(path)
     trash = path.with_name(f"{writer_tag(path.name)}{uuid.uuid4().hex}.trash")
     with contextlib.suppress(FileNotFoundError):  # absent, or another process took it
         os.replace(path, trash)
@@ -126,7 +127,7 @@ def restore_interrupted(path: str | Path) -> Path:
     if not previous.is_dir():
         return path
     if path.exists():
-        _discard(previous)
+        discard_dir(previous)
     else:
         with contextlib.suppress(FileNotFoundError):  # another process restored it first
             os.replace(previous, path)
@@ -151,13 +152,13 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
         if path.exists():
             os.replace(path, previous)
         os.replace(tmp, path)
-        _discard(previous)
+        discard_dir(previous)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
 
 
-# A temporary sibling left by `atomic_path` / `atomic_dir` / `_discard`: .NAME.HOST-PID-XXXX.tmp
+# A temporary sibling left by `atomic_path` / `atomic_dir` / `discard_dir`: .NAME.HOST-PID-XXXX.tmp
 # or .NAME.HOST-PID-HEX.trash (the leading dot doubled for hidden names such as .state.previous)
 _LEFTOVER = re.compile(r"^\..+\.([A-Za-z0-9_]+)-(\d+)-[^.-]+\.(tmp|trash)$")
 

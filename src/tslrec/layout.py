@@ -10,7 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 
 RESULTS = "results.json"
+RESULTS_MD = "results.md"  # the same, as a page to read
+RUN_CONFIG = "config.yaml"  # the resolved config a run or a trained model was made with
 PER_USER = "test_per_user.parquet"
+
+DATA = "data"  # the prepared dataset of a run
+# a trained backbone's directory, `models/<name>/`
+MODELS = "models"
+BEST = "best"  # the best checkpoint (`tslrec.training.checkpoint`)
+HISTORY = "history.json"  # per-epoch loss and validation metric
+TRAIN_STATE = "state"  # the resumable state (`tslrec.checkpointer`), rewritten every epoch
+RUN_SETTINGS = "settings.json"  # the settings key a resumed training must match
+
+SFT_CHECKPOINT = "checkpoint"  # in a stage-1 `sft/`: the adapters, and the resumable state
+SFT_STATS = "sft_stats.json"  # in a stage-1 `sft/`: what fine-tuning cost and its losses
+STAGES = "stages.json"  # beside stage 2's table: the statistics of stages 1 and 2
 
 EMBEDDINGS = "item_embeddings.safetensors"
 STAGE0_BACKBONE = "sasrec"

@@ -20,6 +20,9 @@ from tslrec.errors import DataError
 from tslrec.io import read_json
 
 MANIFEST = "manifest.json"
+# the tables of a prepared dataset, beside its manifest
+INTERACTIONS, USERS, ITEMS = "interactions.parquet", "users.parquet", "items.parquet"
+NEGATIVES = "negatives.parquet"
 Split = Literal["valid", "test"]
 
 
@@ -53,10 +56,10 @@ class SequenceDataset:
                 f"not a prepared dataset (no {MANIFEST}); run `tslrec data prepare`", path=path
             )
         return cls.from_tables(
-            _read_table(path / "interactions.parquet"),
-            _read_table(path / "users.parquet"),
-            _read_table(path / "items.parquet"),
-            _read_table(path / "negatives.parquet"),
+            _read_table(path / INTERACTIONS),
+            _read_table(path / USERS),
+            _read_table(path / ITEMS),
+            _read_table(path / NEGATIVES),
             read_json(path / MANIFEST),
             path,
         )

@@ -9,7 +9,6 @@ chronological leave-one-out split (last item = test, second-to-last = validation
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,27 +17,32 @@ import numpy as np
 import polars as pl
 
 from tslrec.config import DataConfig
-from tslrec.data.dataset import MANIFEST, SequenceDataset
+from tslrec.data.dataset import (
+    INTERACTIONS,
+    ITEMS,
+    MANIFEST,
+    NEGATIVES,
+    USERS,
+    SequenceDataset,
+)
 from tslrec.data.readers import BUILTINS, RawData, load_raw
 from tslrec.errors import DataError
 from tslrec.io import atomic_dir, read_json, sweep_leftovers, write_json
+from tslrec.keys import content_key, file_key
 
 FORMAT_VERSION = 1
 
 
 def input_fingerprint(cfg: DataConfig) -> str:
-    """Hash of the settings and the input bytes: a prepared dataset is reused only if both match."""
-    digest = hashlib.sha256(cfg.model_dump_json().encode())
-    digest.update(f"format-{FORMAT_VERSION}".encode())
+    """Key of the settings and the input bytes: a prepared dataset is reused only if both match."""
+    parts: list[object] = [cfg.model_dump(mode="json"), f"format-{FORMAT_VERSION}"]
     if cfg.format == "builtin" and cfg.name in BUILTINS:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            digest.update(importlib.metadata.version(BUILTINS[cfg.name].distribution).encode())
+            parts.append(importlib.metadata.version(BUILTINS[cfg.name].distribution))
     for path in (cfg.path, cfg.item_path):
         if path is not None and Path(path).is_file():
-            with open(path, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
+            parts.append(file_key(path))
+    return content_key(*parts, length=64)
 
 
 def _filter_interactions(df: pl.DataFrame, cfg: DataConfig, source: str) -> pl.DataFrame:
@@ -172,17 +176,20 @@ def prepare_tables(raw: RawData, cfg: DataConfig, fingerprint: str) -> PreparedT
     negatives = _sample_negatives(
         interactions, users.height, items.height, cfg.num_sampled_negatives, cfg.negatives_seed
     )
-    content = hashlib.sha256()
-    for column in (interactions["user_idx"], interactions["item_idx"]):
-        content.update(column.to_numpy().tobytes())
-    for column in ("valid_negatives", "test_negatives"):
-        content.update(np.array(negatives[column].to_list(), dtype=np.int64).tobytes())
+    content = content_key(
+        *(interactions[column].to_numpy().tobytes() for column in ("user_idx", "item_idx")),
+        *(
+            np.array(negatives[column].to_list(), dtype=np.int64).tobytes()
+            for column in ("valid_negatives", "test_negatives")
+        ),
+        length=64,
+    )
     manifest = {
         "format_version": FORMAT_VERSION,
         "name": cfg.name,
         "source": raw.source,
         "input_fingerprint": fingerprint,
-        "content_hash": content.hexdigest(),
+        "content_hash": content,
         "settings": cfg.model_dump(mode="json"),
         "split": "chronological leave-one-out (last = test, second-to-last = validation)",
         "raw_interactions": raw.interactions.height,
@@ -205,10 +212,10 @@ def prepare_dataset(
         return SequenceDataset.load(out_dir)
     tables = prepare_tables(load_raw(cfg), cfg, fingerprint)
     with atomic_dir(out_dir) as tmp:
-        tables.interactions.write_parquet(tmp / "interactions.parquet")
-        tables.users.write_parquet(tmp / "users.parquet")
-        tables.items.write_parquet(tmp / "items.parquet")
-        tables.negatives.write_parquet(tmp / "negatives.parquet")
+        tables.interactions.write_parquet(tmp / INTERACTIONS)
+        tables.users.write_parquet(tmp / USERS)
+        tables.items.write_parquet(tmp / ITEMS)
+        tables.negatives.write_parquet(tmp / NEGATIVES)
         write_json(tmp / MANIFEST, tables.manifest)
     return SequenceDataset.load(out_dir)
 

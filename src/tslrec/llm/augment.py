@@ -3,13 +3,13 @@
 The prompt is the stage-1 template with a single item, so the pooled state lives in the space the
 fine-tuning shaped: a summary of the preference that item alone signals. Items run in batches of
 similar prompt length (little padding), without gradients, in eval mode. Progress is saved to a
-partial file every few batches so a long run can be interrupted and resumed; the final table is
-written atomically as safetensors with its row -> item-id map in the metadata.
+partial checkpoint (`tslrec.checkpointer`) every few batches so a long run can be interrupted and
+resumed; the final table is written atomically as safetensors with its row -> item-id map in the
+metadata.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -19,9 +19,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tslrec.checkpointer import (
+    StaleCheckpoint,
+    discard_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from tslrec.config import AugmentConfig
 from tslrec.errors import TslrecError
-from tslrec.io import load_tensors_and_metadata, save_tensors, write_json
+from tslrec.io import load_tensors_and_metadata, save_tensors, sweep_leftovers, write_json
+from tslrec.keys import content_key
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.llm.sft_batches import pad_batch
@@ -29,10 +36,12 @@ from tslrec.llm.sft_batches import pad_batch
 log = logging.getLogger(__name__)
 
 TENSOR_NAME = "embeddings"
+PARTIAL = "table"  # the partial checkpoint's tensor group: the rows so far and the done-mask
 SAVE_EVERY_BATCHES = 20
 
 
 def partial_path(output_path: Path) -> Path:
+    """The checkpoint directory of a table under way, beside the table it becomes."""
     return output_path.with_name(output_path.name + ".partial")
 
 
@@ -49,8 +58,7 @@ def fingerprint(
     stands in for hashing all adapters.
     """
     head = model.head.weight.detach().float().cpu().numpy().tobytes()
-    settings = json.dumps([builder.describe(), num_items, pooling, model.hidden_size])
-    return hashlib.sha256(head + settings.encode()).hexdigest()[:20]
+    return content_key(head, [builder.describe(), num_items, pooling, model.hidden_size])
 
 
 def load_item_embeddings(path: str | Path) -> tuple[torch.Tensor, dict[str, str]]:
@@ -78,6 +86,7 @@ def embed_items(
     Throughput goes to the log and to ``<stem>.stats.json``.
     """
     output_path = Path(output_path)
+    sweep_leftovers(output_path.parent)  # a partial checkpoint a killed run left half-written
     key = fingerprint(model, builder, num_items, cfg.pooling)
     if output_path.is_file():
         table, meta = load_item_embeddings(output_path)
@@ -117,31 +126,30 @@ def embed_items(
         },
     )
     _save_final(output_path, table, key, builder, cfg.pooling)
-    partial_path(output_path).unlink(missing_ok=True)
+    discard_checkpoint(partial_path(output_path))
     return table
 
 
 def _resume(path: Path, key: str, num_items: int, dim: int) -> tuple[torch.Tensor, np.ndarray]:
-    """The partial table and its done-mask, or a fresh zero table when none matches."""
+    """The partial table and its done-mask, or a fresh zero table when none matches: a table
+    under way for another model or other settings is worth nothing here, so it is started over."""
     fresh = torch.zeros(num_items + 1, dim), np.zeros(num_items + 1, dtype=bool)
-    if not path.is_file():
+    try:
+        saved = load_checkpoint(path, key, what="partial table from another model or settings")
+    except StaleCheckpoint as err:
+        log.warning("%s: %s; starting over", err.path, err.what)
         return fresh
-    saved, meta = load_tensors_and_metadata(path)
-    if meta.get("fingerprint") != key:
-        log.warning("%s: partial table from another model or settings; starting over", path)
+    if saved is None:
         return fresh
-    done = saved["done"].numpy().astype(bool)
+    done = saved.tensors[PARTIAL]["done"].numpy().astype(bool)
     done[0] = False
     log.info("resuming item embeddings: %d of %d items done", int(done.sum()), num_items)
-    return saved[TENSOR_NAME], done
+    return saved.tensors[PARTIAL][TENSOR_NAME], done
 
 
 def _save(path: Path, table: torch.Tensor, done: np.ndarray, key: str) -> None:
-    save_tensors(
-        path,
-        {TENSOR_NAME: table, "done": torch.from_numpy(done.astype(np.uint8))},
-        metadata={"fingerprint": key},
-    )
+    tensors = {TENSOR_NAME: table, "done": torch.from_numpy(done.astype(np.uint8))}
+    save_checkpoint(path, key, {"items_done": int(done[1:].sum())}, {PARTIAL: tensors})
 
 
 def _save_final(

@@ -20,7 +20,7 @@ from tslrec.errors import TslrecError
 from tslrec.io import load_tensors, read_json, save_tensors, write_json
 
 _TENSORS = "categories.safetensors"
-_META = "categories.json"
+CATEGORIES_META = "categories.json"
 N_INIT = 10  # fixed so a seed fully determines the clustering
 
 
@@ -54,7 +54,7 @@ class LatentCategories:
             },
         )
         write_json(
-            directory / _META,
+            directory / CATEGORIES_META,
             {
                 "k": self.k,
                 "num_items": self.num_items,
@@ -66,10 +66,10 @@ class LatentCategories:
     @classmethod
     def load(cls, directory: str | Path) -> LatentCategories:
         directory = Path(directory)
-        if not (directory / _TENSORS).is_file() or not (directory / _META).is_file():
+        if not (directory / _TENSORS).is_file() or not (directory / CATEGORIES_META).is_file():
             raise TslrecError(f"{directory}: no saved latent categories (run the categories step)")
         t = load_tensors(directory / _TENSORS)
-        meta = read_json(directory / _META)
+        meta = read_json(directory / CATEGORIES_META)
         return cls(
             labels=t["labels"].numpy(),
             centroids=t["centroids"].numpy(),

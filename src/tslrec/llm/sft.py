@@ -30,18 +30,18 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from tslrec.checkpointer import set_rng_state
 from tslrec.config import SFTConfig
 from tslrec.errors import TslrecError
-from tslrec.io import load_tensors, sweep_leftovers, write_json
+from tslrec.io import sweep_leftovers, write_json
+from tslrec.layout import SFT_STATS
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.sft_batches import SampleDataset, collate, length_batches
 from tslrec.llm.sft_checkpoint import (
-    CHECKPOINT_DIR,
-    RNG_FILE,
     fresh_state,
+    resume_key,
     samples_digest,
     save_checkpoint,
-    set_rng_state,
     try_resume,
 )
 from tslrec.llm.sft_samples import Sample, mean_target_loss, subsample
@@ -50,7 +50,6 @@ from tslrec.training.schedule import learning_rate as scheduled_rate
 
 log = logging.getLogger(__name__)
 
-STATS_FILE = "sft_stats.json"
 MAX_GRAD_NORM = 1.0
 CHECKPOINT_SECONDS = 600.0  # within an epoch; every epoch also ends with one
 
@@ -105,10 +104,9 @@ def fine_tune(
     set_seed(cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    digest = samples_digest(samples)
-    state = try_resume(output_dir, model, optimizer, cfg, digest) or fresh_state(
-        cfg, len(samples), digest
-    )
+    key = resume_key(cfg, samples_digest(samples))
+    resumed = try_resume(output_dir, model, optimizer, key)
+    state = resumed.progress if resumed else fresh_state(len(samples))
     resumed_from = int(state["epoch"])
     if resumed_from:
         log.info("resuming fine-tuning from %s after epoch %d", output_dir, resumed_from)
@@ -131,9 +129,9 @@ def fine_tune(
         set_seed(cfg.seed + epoch)
         partial = state.pop("partial", None) or {"batches": 0, "step_losses": [], "seconds": 0.0}
         rng_state = None
-        if partial["batches"]:
+        if partial["batches"]:  # only the epoch a checkpoint within it resumes: its RNG kept
             log.info("resuming epoch %d after %d batches", epoch + 1, partial["batches"])
-            rng_state = load_tensors(output_dir / CHECKPOINT_DIR / RNG_FILE)
+            rng_state = resumed.rng if resumed else None
         batches = length_batches(lengths, cfg.batch_size, cfg.seed + epoch)
         loader = accelerator.prepare_data_loader(
             DataLoader(dataset, batch_sampler=batches, collate_fn=collate)
@@ -141,7 +139,7 @@ def fine_tune(
         if partial["batches"]:  # each process's own share: accelerate keeps the sharding
             done_here = partial["batches"] // accelerator.num_processes
             loader = accelerator.skip_first_batches(loader, done_here)
-        within = _WithinEpoch(output_dir, accelerator, model, optimizer, state, partial)
+        within = _WithinEpoch(output_dir, accelerator, model, optimizer, state, key, partial)
         first_step = int(state["steps"]) + len(partial["step_losses"])
         losses = partial["step_losses"] + _train_epoch(
             accelerator,
@@ -160,7 +158,8 @@ def fine_tune(
         state["epoch"] = epoch + 1
         wait_for_everyone()
         if accelerator.is_main_process:
-            save_checkpoint(output_dir, accelerator.unwrap_model(model), optimizer.optimizer, state)
+            plain = accelerator.unwrap_model(model)
+            save_checkpoint(output_dir, plain, optimizer.optimizer, state, key)
         wait_for_everyone()
     stats = SFTStats(
         level=cfg.level,
@@ -175,7 +174,7 @@ def fine_tune(
         mean_target_loss=mean_target_loss(epoch_samples(max(int(state["epoch"]), 1) - 1), cfg.loss),
     )
     if accelerator.is_main_process:
-        write_json(output_dir / STATS_FILE, asdict(stats))
+        write_json(output_dir / SFT_STATS, asdict(stats))
     return stats
 
 
@@ -189,6 +188,7 @@ class _WithinEpoch:
     model: torch.nn.Module
     optimizer: Any  # accelerate's wrapper: the torch optimizer is its `.optimizer`
     state: dict[str, Any]
+    key: dict[str, Any]  # the run's resume key, saved with every checkpoint
     partial: dict[str, Any]
     start: float = field(default_factory=time.perf_counter)
     saved: float = field(default_factory=time.perf_counter)
@@ -208,7 +208,7 @@ class _WithinEpoch:
         }
         model = self.accelerator.unwrap_model(self.model)
         state = {**self.state, "partial": so_far}
-        save_checkpoint(self.output_dir, model, self.optimizer.optimizer, state)
+        save_checkpoint(self.output_dir, model, self.optimizer.optimizer, state, self.key)
         self.saved = time.perf_counter()
 
 

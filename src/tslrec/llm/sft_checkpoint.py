@@ -1,4 +1,5 @@
-"""Stage 1's checkpoints: trainable weights + optimizer state + history, as safetensors/JSON.
+"""Stage 1's checkpoint: the trainable weights (the adapters later stages load), the optimizer
+state and the history, saved by `tslrec.checkpointer`.
 
 The whole directory is written atomically, so a crash leaves the previous checkpoint intact; a
 checkpoint within an epoch keeps the random state too. A run resumes only from a checkpoint of
@@ -7,7 +8,6 @@ the same settings and the very same samples.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,52 +15,41 @@ from typing import Any
 import numpy as np
 import torch
 
+from tslrec import checkpointer
+from tslrec.checkpointer import Checkpoint
 from tslrec.config import SFTConfig
 from tslrec.errors import TslrecError
-from tslrec.io import (
-    atomic_dir,
-    load_tensors,
-    read_json,
-    restore_interrupted,
-    save_tensors,
-    write_json,
-)
+from tslrec.keys import content_key
+from tslrec.layout import SFT_CHECKPOINT
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.sft_samples import Sample
-from tslrec.training.checkpoint import optimizer_tensors, restore_optimizer
 
-CHECKPOINT_DIR = "checkpoint"
-RNG_FILE = "rng.safetensors"  # a checkpoint within an epoch: dropout's random state
+TRAINABLE = "trainable"  # the tensor group of the adapters, head and item rows
 
 
 def save_checkpoint(
-    output_dir: Path, model: PreferenceModel, optimizer: torch.optim.Optimizer, state: dict
+    output_dir: Path,
+    model: PreferenceModel,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    key: dict[str, Any],
 ) -> None:
     """Write the whole checkpoint directory atomically: a crash leaves the previous one intact.
 
     Within an epoch (``state["partial"]``) the random state goes with it, for dropout to go on
     as it would have."""
-    opt_tensors, opt_meta = optimizer_tensors(optimizer)
-    with atomic_dir(output_dir / CHECKPOINT_DIR) as tmp:
-        save_tensors(tmp / "trainable.safetensors", model.trainable_state_dict())
-        save_tensors(tmp / "optimizer.safetensors", opt_tensors)
-        write_json(tmp / "optimizer.json", opt_meta)
-        if "partial" in state:
-            save_tensors(tmp / RNG_FILE, _rng_state())
-        write_json(tmp / "state.json", state)
+    tensors = {TRAINABLE: model.trainable_state_dict()}
+    path = Path(output_dir) / SFT_CHECKPOINT
+    rng = "partial" in state
+    checkpointer.save_checkpoint(path, key, state, tensors, optimizer=optimizer, rng=rng)
 
 
-def _rng_state() -> dict[str, torch.Tensor]:
-    state = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state()
-    return state
-
-
-def set_rng_state(state: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+def _trainable(output_dir: str | Path) -> dict[str, torch.Tensor]:
+    """The fine-tuned weights under ``output_dir``; a missing checkpoint is named."""
+    weights = checkpointer.load_group(Path(output_dir) / SFT_CHECKPOINT, TRAINABLE)
+    if weights is None:
+        raise TslrecError(f"{output_dir}: no fine-tuned checkpoint (run the fine-tuning step)")
+    return weights
 
 
 def load_fine_tuned(model: PreferenceModel, output_dir: str | Path) -> dict[str, Any]:
@@ -69,27 +58,15 @@ def load_fine_tuned(model: PreferenceModel, output_dir: str | Path) -> dict[str,
     ``model`` must be built exactly as for training (same LLM, prompt builder, K and LoRA
     settings). The returned dict holds the finished epoch count and the loss history.
     """
-    directory = _checkpoint(output_dir)
-    if directory is None:
-        raise TslrecError(f"{output_dir}: no fine-tuned checkpoint (run the fine-tuning step)")
-    model.load_trainable_state_dict(load_tensors(directory / "trainable.safetensors"))
-    return read_json(directory / "state.json")
+    model.load_trainable_state_dict(_trainable(output_dir))
+    return checkpointer.read_progress(Path(output_dir) / SFT_CHECKPOINT) or {}
 
 
 def fine_tuned_head(output_dir: str | Path) -> dict[str, torch.Tensor]:
     """The fine-tuned head's ``center``, ``weight`` and ``bias``, read from the checkpoint alone
     (no LLM needed): what stage 2's read-outs and diagnostics apply to the one-item states."""
-    directory = _checkpoint(output_dir)
-    if directory is None:
-        raise TslrecError(f"{output_dir}: no fine-tuned checkpoint (run the fine-tuning step)")
-    state = load_tensors(directory / "trainable.safetensors")
+    state = _trainable(output_dir)
     return {"center": state["center"], "weight": state["head.weight"], "bias": state["head.bias"]}
-
-
-def _checkpoint(output_dir: str | Path) -> Path | None:
-    """The finished checkpoint directory under ``output_dir``, None if there is none."""
-    directory = restore_interrupted(Path(output_dir) / CHECKPOINT_DIR)
-    return directory if (directory / "state.json").is_file() else None
 
 
 def resume_settings(cfg: SFTConfig) -> dict[str, Any]:
@@ -101,44 +78,34 @@ def resume_settings(cfg: SFTConfig) -> dict[str, Any]:
 
 
 def samples_digest(samples: Sequence[Sample]) -> str:
-    """Hash of every prompt and target: a checkpoint only resumes on the very same samples."""
-    h = hashlib.sha256()
-    for s in samples:
-        h.update(np.asarray(s.input_ids, dtype=np.int64).tobytes())
-        h.update(np.asarray(s.target, dtype=np.float32).tobytes())
-    return h.hexdigest()[:20]
+    """Key of every prompt and target: a checkpoint only resumes on the very same samples."""
+    return content_key(*(part for s in samples for part in _sample_bytes(s)))
+
+
+def _sample_bytes(sample: Sample) -> tuple[bytes, bytes]:
+    ids = np.asarray(sample.input_ids, dtype=np.int64).tobytes()
+    return ids, np.asarray(sample.target, dtype=np.float32).tobytes()
+
+
+def resume_key(cfg: SFTConfig, digest: str) -> dict[str, Any]:
+    """What must match for a checkpoint to be resumed: the settings and the samples."""
+    return {"settings": resume_settings(cfg), "samples_digest": digest}
 
 
 def try_resume(
-    output_dir: Path,
-    model: PreferenceModel,
-    optimizer: torch.optim.Optimizer,
-    cfg: SFTConfig,
-    digest: str,
-) -> dict[str, Any] | None:
-    """Restore model + optimizer from ``output_dir`` if a compatible checkpoint is there."""
-    directory = _checkpoint(output_dir)
-    if directory is None:
-        return None
-    state = read_json(directory / "state.json")
-    # a checkpoint from before every setting was recorded is compared on those it has: the
-    # stage-1 directory it sits in is keyed on all of them
-    settings = {k: v for k, v in resume_settings(cfg).items() if k in state["settings"]}
-    if state["settings"] != settings or state["samples_digest"] != digest:
-        raise TslrecError(
-            f"{directory}: checkpoint from different fine-tuning settings or samples; "
-            "delete it or use another output directory"
-        )
-    load_fine_tuned(model, output_dir)
-    restore_optimizer(
-        optimizer,
-        load_tensors(directory / "optimizer.safetensors"),
-        read_json(directory / "optimizer.json"),
-    )
-    return state
+    output_dir: Path, model: PreferenceModel, optimizer: torch.optim.Optimizer, key: dict
+) -> Checkpoint | None:
+    """Restore model + optimizer from ``output_dir`` if a checkpoint is there (None if not);
+    one of other settings or samples is refused. Its ``progress`` is the saved state."""
+    what = "checkpoint from different fine-tuning settings or samples"
+    path = Path(output_dir) / SFT_CHECKPOINT
+    saved = checkpointer.load_checkpoint(path, key, optimizer=optimizer, what=what)
+    if saved is not None:
+        model.load_trainable_state_dict(saved.tensors[TRAINABLE])
+    return saved
 
 
-def fresh_state(cfg: SFTConfig, samples: int, digest: str) -> dict[str, Any]:
+def fresh_state(samples: int) -> dict[str, Any]:
     """The checkpointed record of a run that has not trained yet."""
     return {
         "epoch": 0,
@@ -146,7 +113,5 @@ def fresh_state(cfg: SFTConfig, samples: int, digest: str) -> dict[str, Any]:
         "seconds_per_epoch": [],
         "step_losses": [],
         "epoch_losses": [],
-        "settings": resume_settings(cfg),
         "samples": samples,
-        "samples_digest": digest,
     }

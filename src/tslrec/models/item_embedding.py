@@ -7,16 +7,17 @@ external (LLM-enhanced) item embeddings enter a model.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import torch
 from torch import nn
 
+from tslrec.keys import content_key
+
 
 def table_fingerprint(table: torch.Tensor) -> str:
     """A digest of a table's exact values: which external table a model or a stage was fed."""
-    return hashlib.sha256(table.detach().float().contiguous().numpy().tobytes()).hexdigest()[:20]
+    return content_key(table.detach().float().contiguous().numpy().tobytes())
 
 
 class ItemEmbedding(nn.Module):

@@ -7,8 +7,6 @@ validation metric), `results.json` (test metrics, timings, settings), `test_per_
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -32,7 +30,8 @@ from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import check_protocol, evaluate
 from tslrec.evaluation.metrics import ranking_summary
 from tslrec.io import atomic_path, read_json, restore_interrupted, write_json
-from tslrec.layout import PER_USER, RESULTS
+from tslrec.keys import content_key
+from tslrec.layout import BEST, DATA, MODELS, PER_USER, RESULTS, RUN_CONFIG, RUN_SETTINGS
 from tslrec.models import ItemEmbedding, SequentialRecommender, build_model
 from tslrec.provenance import git_commit
 from tslrec.training.accelerator import (
@@ -48,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 def dataset_dir(cfg: Config) -> Path:
-    return cfg.output_dir / "data"
+    return cfg.output_dir / DATA
 
 
 def load_dataset(cfg: Config) -> SequenceDataset:
@@ -59,7 +58,7 @@ def load_dataset(cfg: Config) -> SequenceDataset:
 
 def stage_key(*parts: object) -> str:
     """A short hash of settings and inputs that names a cached stage or run."""
-    return hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:12]
+    return content_key(*parts, length=12)
 
 
 def settings_key(
@@ -85,12 +84,12 @@ def settings_key(
 
 
 def run_dir(cfg: Config, tag: str | None = None) -> Path:
-    return cfg.output_dir / "models" / (tag or cfg.model.name)
+    return cfg.output_dir / MODELS / (tag or cfg.model.name)
 
 
 def _can_continue(out: Path, resumable: str, train: TrainConfig) -> bool:
     """Same settings, and every epoch already trained would also be trained under `train`."""
-    saved, previous = out / "settings.json", out / "config.yaml"
+    saved, previous = out / RUN_SETTINGS, out / RUN_CONFIG
     if not (saved.is_file() and previous.is_file()) or read_json(saved) != resumable:
         return False
     patience = load_config(previous).train.patience
@@ -119,7 +118,7 @@ def _at_other_cutoffs(
     without the model, so asking for them costs seconds, not a retraining.
     """
     scoring = {"ks", "tail_below"}
-    trained_eval = load_config(out / "config.yaml").eval.model_dump(include=scoring)
+    trained_eval = load_config(out / RUN_CONFIG).eval.model_dump(include=scoring)
     trained = cfg.model_copy(update={"eval": cfg.eval.model_copy(update=trained_eval)})
     if record.get("settings_key") != settings_key(trained, dataset, meta):
         return None
@@ -133,8 +132,8 @@ def _at_other_cutoffs(
     record = {**record, "test": test, "settings_key": settings_key(cfg, dataset, meta)}
     wait_for_everyone()  # every process has read the files it decided on
     if process_state().is_main_process:  # the record last: it is what marks the run finished
-        write_json(out / "settings.json", settings_key(cfg, dataset, meta, any_budget=True))
-        save_config(cfg, out / "config.yaml")
+        write_json(out / RUN_SETTINGS, settings_key(cfg, dataset, meta, any_budget=True))
+        save_config(cfg, out / RUN_CONFIG)
         with atomic_path(out / PER_USER) as tmp:  # its tail column follows the new rule
             per_user.write_parquet(tmp)
         write_json(out / RESULTS, record)
@@ -174,8 +173,8 @@ def train_and_evaluate(
             _set_aside(out)  # other settings, or a smaller budget than used: start over
         for stale in (RESULTS, PER_USER):  # a shorter run's record no longer describes best/
             (out / stale).unlink(missing_ok=True)
-        write_json(out / "settings.json", resumable)
-        save_config(cfg, out / "config.yaml")
+        write_json(out / RUN_SETTINGS, resumable)
+        save_config(cfg, out / RUN_CONFIG)
     wait_for_everyone()
     commit = git_commit()  # the code that starts (or resumes) it, before commits made meanwhile
     set_seed(cfg.train.seed)
@@ -232,8 +231,8 @@ def load_trained(cfg: Config, dataset: SequenceDataset) -> SequentialRecommender
             f"{out}: no finished training (none yet, or one still running or interrupted); "
             "run `tslrec train` with this config first"
         )
-    restore_interrupted(out / "best")
-    trained, record = load_config(out / "config.yaml"), read_json(out / RESULTS)
+    restore_interrupted(out / BEST)
+    trained, record = load_config(out / RUN_CONFIG), read_json(out / RESULTS)
     expected = settings_key(
         cfg.model_copy(update={"eval": trained.eval}),
         dataset,
@@ -249,5 +248,5 @@ def load_trained(cfg: Config, dataset: SequenceDataset) -> SequentialRecommender
             f"{out} was trained with other {what} than this config; "
             "run `tslrec train` with it first"
         )
-    model, _ = load_model(out / "best")
+    model, _ = load_model(out / BEST)
     return model.eval()

@@ -22,9 +22,14 @@ from tslrec.evaluation.formatting import VIEWS, comparison_table, views_table
 from tslrec.evaluation.significance import paired_test_of_runs, paired_views
 from tslrec.io import atomic_path, read_json, save_tensors, write_json
 from tslrec.layout import (
+    BEST,
     CATEGORIES,
+    RESULTS,
+    RESULTS_MD,
+    RUN_CONFIG,
     SFT,
     STAGE0_BACKBONE,
+    STAGES,
     UNTUNED_EMBEDDINGS,
     embeddings_path,
     stage1_dir,
@@ -32,7 +37,7 @@ from tslrec.layout import (
 from tslrec.llm import sft as sft_stage
 from tslrec.llm import sft_checkpoint, sft_samples
 from tslrec.llm.augment import TENSOR_NAME, embed_items, load_item_embeddings, stats_path
-from tslrec.llm.categories import LatentCategories, fit_categories
+from tslrec.llm.categories import CATEGORIES_META, LatentCategories, fit_categories
 from tslrec.llm.causal_lm import load_causal_lm
 from tslrec.llm.controls import category_table, random_table
 from tslrec.llm.preference_model import PreferenceModel, item_start_rows, readout
@@ -61,7 +66,7 @@ def stage0(cfg: Config, dataset: SequenceDataset, progress: bool) -> tuple[dict,
     """Train (or reuse) the plain SASRec; its item table is what k-means clusters."""
     sasrec = cfg.for_backbone(STAGE0_BACKBONE)
     record = train_and_evaluate(sasrec, dataset, progress=progress)
-    model, _ = load_model(run_dir(sasrec) / "best")
+    model, _ = load_model(run_dir(sasrec) / BEST)
     return record, model.item_embeddings()
 
 
@@ -121,7 +126,7 @@ def stage1_and_2(
     key2 = stage_key(key1, cfg.augment.pooling)
     stage1 = stage1_dir(cfg.output_dir, key1)
     hidden_path = embeddings_path(cfg.output_dir, key2)
-    stats_file = hidden_path.parent / "stages.json"
+    stats_file = hidden_path.parent / STAGES
     if not (hidden_path.is_file() and stats_file.is_file()):
         with PeakMemory() as peak:
             stats = _llm_stages(cfg, dataset, item_embeddings, stage1, hidden_path)
@@ -256,7 +261,7 @@ def _read_out(hidden_path: Path, sft_dir: Path, features: str, table_path: Path)
 def _categories(cfg: Config, item_embeddings: torch.Tensor, directory: Path) -> LatentCategories:
     """Stage 1's k-means on stage 0's items, fitted once and shared by every process."""
     with main_process_first():
-        if (directory / "categories.json").is_file():
+        if (directory / CATEGORIES_META).is_file():
             return LatentCategories.load(directory)
         categories = fit_categories(item_embeddings.numpy(), cfg.categories)
         categories.save(directory)
@@ -432,9 +437,9 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
         "wall_seconds_this_run": timings,
     }
     if process_state().is_main_process:
-        write_json(cfg.output_dir / "results.json", results)
-        save_config(cfg, cfg.output_dir / "config.yaml")
-        with atomic_path(cfg.output_dir / "results.md") as tmp:
+        write_json(cfg.output_dir / RESULTS, results)
+        save_config(cfg, cfg.output_dir / RUN_CONFIG)
+        with atomic_path(cfg.output_dir / RESULTS_MD) as tmp:
             tmp.write_text(results_markdown(results) + "\n")
     return results
 

@@ -17,11 +17,16 @@ from tslrec.data.dataset import SequenceDataset
 from tslrec.errors import TslrecError
 from tslrec.io import read_json, restore_interrupted
 from tslrec.layout import (
+    BEST,
     CATEGORIES,
     COMPARISON,
+    DATA,
+    HISTORY,
+    MODELS,
     PER_USER,
     RESULTS,
     SFT,
+    SFT_STATS,
     STAGE0_BACKBONE,
     comparison_dir,
     embeddings_path,
@@ -29,9 +34,7 @@ from tslrec.layout import (
 )
 from tslrec.llm.augment import load_item_embeddings
 from tslrec.llm.categories import LatentCategories
-from tslrec.llm.sft import STATS_FILE
 from tslrec.training.checkpoint import MODEL_META, load_model
-from tslrec.training.trainer import HISTORY
 
 
 def require(path: Path) -> Path:
@@ -117,7 +120,7 @@ class RunArtifacts:
 
 def model_dir(root: Path, recorded: str) -> Path:
     """A model directory of this run: `models/<tag>`, whatever prefix results.json recorded."""
-    return root / "models" / Path(recorded).name
+    return root / MODELS / Path(recorded).name
 
 
 def _comparisons(root: Path, rows: list[dict]) -> list[Comparison]:
@@ -140,18 +143,18 @@ def load_run(root: Path) -> RunArtifacts:
     results = read_json(require(root / RESULTS))
     stages = results["stages"]
     stage1 = stage1_dir(root, stages["stage1_key"])
-    stage0_dir = root / "models" / STAGE0_BACKBONE
+    stage0_dir = root / MODELS / STAGE0_BACKBONE
     stage0 = read_json(require(stage0_dir / RESULTS))
     _same_training(stage0_dir, stage0["best_epoch"] == results["stage0"]["best_epoch"])
-    best = restore_interrupted(stage0_dir / "best")
+    best = restore_interrupted(stage0_dir / BEST)
     stage0_model, _ = load_model(require(best / MODEL_META).parent)
     llm_table, _ = load_item_embeddings(embeddings_path(root, stages["stage2_key"]))
     return RunArtifacts(
         results=results,
-        dataset=SequenceDataset.load(root / "data"),
+        dataset=SequenceDataset.load(root / DATA),
         comparisons=_comparisons(root, results["rows"]),
         categories=LatentCategories.load(stage1 / CATEGORIES),
-        sft=read_json(require(stage1 / SFT / STATS_FILE)),
+        sft=read_json(require(stage1 / SFT / SFT_STATS)),
         stage0_items=stage0_model.item_embeddings().numpy(),
         llm_items=llm_table[1:].float().numpy(),
         stage0_dir=stage0_dir,

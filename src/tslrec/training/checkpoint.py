@@ -1,7 +1,7 @@
-"""Model and optimizer state as safetensors + JSON: resumable training without pickle.
+"""A trained model as safetensors + JSON: what a later stage, the report or the API loads.
 
-A model checkpoint is a directory with `model.safetensors` and `model.json` (what to build);
-the training state adds the optimizer's tensors and a JSON of counters and history.
+A model checkpoint is a directory with `model.safetensors` and `model.json` (what to build).
+The resumable training state (weights, optimizer, progress) is `tslrec.checkpointer`'s.
 """
 
 from __future__ import annotations
@@ -68,34 +68,3 @@ def load_model(path: str | Path) -> tuple[SequentialRecommender, dict[str, Any]]
     model = build_model(meta["num_items"], cfg, item_embedding)
     model.load_state_dict(load_tensors(path / MODEL_FILE))
     return model, meta
-
-
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer state dict into flat tensors (safetensors) and plain values (JSON)."""
-    state = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for index, values in state["state"].items():
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"{index}.{key}"] = value
-            else:
-                scalars.setdefault(str(index), {})[key] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def restore_optimizer(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
-) -> None:
-    """Inverse of `optimizer_tensors` (JSON turns tuples such as Adam's betas into lists)."""
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = value
-    for index, values in meta.get("scalars", {}).items():
-        state.setdefault(int(index), {}).update(values)
-    groups = [
-        {k: tuple(v) if k == "betas" else v for k, v in group.items()}
-        for group in meta["param_groups"]
-    ]
-    optimizer.load_state_dict({"state": state, "param_groups": groups})

@@ -19,19 +19,12 @@ from accelerate.utils import broadcast, set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
+from tslrec.checkpointer import load_checkpoint, read_progress, save_checkpoint
 from tslrec.config import RUNTIME_FIELDS, EvalConfig, TrainConfig
 from tslrec.data.dataset import SequenceDataset
-from tslrec.errors import TslrecError
 from tslrec.evaluation.evaluator import evaluate
-from tslrec.io import (
-    atomic_dir,
-    load_tensors,
-    read_json,
-    restore_interrupted,
-    save_tensors,
-    sweep_leftovers,
-    write_json,
-)
+from tslrec.io import load_tensors, restore_interrupted, sweep_leftovers, write_json
+from tslrec.layout import BEST, HISTORY, TRAIN_STATE
 from tslrec.models import SequentialRecommender
 from tslrec.training.accelerator import stage_accelerator, wait_for_everyone
 from tslrec.training.batches import (
@@ -40,19 +33,12 @@ from tslrec.training.batches import (
     masked_windows,
     trim_padding,
 )
-from tslrec.training.checkpoint import (
-    MODEL_FILE,
-    optimizer_tensors,
-    restore_optimizer,
-    save_model,
-)
+from tslrec.training.checkpoint import MODEL_FILE, save_model
 from tslrec.training.losses import LOSSES
 from tslrec.training.schedule import learning_rate
 
 VALID_METRIC = "NDCG@10"
-HISTORY = "history.json"
-STATE_DIR, STATE_FILE = "state", "trainer.json"  # the resumable state, rewritten every epoch
-INPUTS = "inputs"  # the part of the resume key that fingerprints the data and external table
+MODEL = "model"  # the resumable state's tensor group of weights
 
 
 @dataclass
@@ -177,38 +163,29 @@ def _resume_key(model: SequentialRecommender, dataset: SequenceDataset, cfg: Tra
         "train": train,
         "shapes": shapes,
         # a checkpoint restores an external table's buffers as saved: never resume on another
-        INPUTS: {"data": dataset.manifest["content_hash"], "table": model.item_embedding.source},
+        "inputs": {"data": dataset.manifest["content_hash"], "table": model.item_embedding.source},
     }
 
 
 def _save_state(path: Path, model, optimizer, state: TrainState, key: dict) -> None:
-    tensors, optim_meta = optimizer_tensors(optimizer)
-    with atomic_dir(path) as tmp:
-        save_tensors(tmp / MODEL_FILE, model.state_dict())
-        save_tensors(tmp / "optimizer.safetensors", tensors)
-        meta = {"state": asdict(state), "optimizer": optim_meta, "resume_key": key}
-        write_json(tmp / STATE_FILE, meta)
+    save_checkpoint(path, key, asdict(state), {MODEL: model.state_dict()}, optimizer=optimizer)
 
 
 def epochs_done(output_dir: Path) -> int:
     """How many epochs the resumable state in `output_dir` has trained (0 when there is none)."""
-    saved = restore_interrupted(Path(output_dir) / STATE_DIR) / STATE_FILE
-    return read_json(saved)["state"]["epoch"] if saved.is_file() else 0
+    progress = read_progress(Path(output_dir) / TRAIN_STATE)
+    return progress["epoch"] if progress else 0
 
 
-def _load_state(path: Path, model, optimizer, key: dict) -> TrainState:
-    meta = read_json(path / STATE_FILE)
-    saved = meta.get("resume_key") or {}
-    if INPUTS not in saved:  # saved by tslrec 0.1.0 before the inputs joined the key
-        key = {name: value for name, value in key.items() if name != INPUTS}
-    if saved != key:
-        raise TslrecError(
-            f"{path}: a training state from another model, other settings, data or item table; "
-            "use a new output directory or delete this one"
-        )
-    model.load_state_dict(load_tensors(path / MODEL_FILE))
-    restore_optimizer(optimizer, load_tensors(path / "optimizer.safetensors"), meta["optimizer"])
-    return TrainState(**meta["state"])
+def _load_state(path: Path, model, optimizer, key: dict) -> TrainState | None:
+    """The state saved at `path` (None if there is none), its weights and optimizer restored;
+    one saved under another key is refused: its epochs belong to another training."""
+    what = "a training state from another model, other settings, data or item table"
+    saved = load_checkpoint(path, key, optimizer=optimizer, what=what)
+    if saved is None:
+        return None
+    model.load_state_dict(saved.tensors[MODEL])
+    return TrainState(**saved.progress)
 
 
 def fit(
@@ -240,9 +217,8 @@ def fit(
     best: dict[str, torch.Tensor] | None = None  # the best weights, when there is no directory
     if output_dir is not None:
         sweep_leftovers(output_dir)  # what a killed run left half-written
-        restore_interrupted(output_dir / "best")
-        if epochs_done(output_dir):
-            state = _load_state(output_dir / STATE_DIR, model, optimizer, key)
+        restore_interrupted(output_dir / BEST)
+        state = _load_state(output_dir / TRAIN_STATE, model, optimizer, key) or state
     loader = DataLoader(
         _training_tensors(model, dataset), batch_size=train_cfg.batch_size, shuffle=True
     )
@@ -269,8 +245,8 @@ def fit(
                 best = {name: t.detach().clone() for name, t in plain.state_dict().items()}
         elif accelerator.is_main_process:
             if improved:
-                save_model(plain, output_dir / "best", meta)
-            _save_state(output_dir / STATE_DIR, plain, optimizer, state, key)
+                save_model(plain, output_dir / BEST, meta)
+            _save_state(output_dir / TRAIN_STATE, plain, optimizer, state, key)
             write_json(output_dir / HISTORY, state.history)
         bar.update(1)
         bar.set_postfix(
@@ -281,7 +257,7 @@ def fit(
     bar.close()
     wait_for_everyone()
     if output_dir is not None:
-        plain.load_state_dict(load_tensors(output_dir / "best" / MODEL_FILE))
+        plain.load_state_dict(load_tensors(output_dir / BEST / MODEL_FILE))
     elif best is not None:
         plain.load_state_dict(best)
     return TrainResult(
@@ -293,5 +269,5 @@ def fit(
         seconds_per_epoch=state.seconds / max(state.epoch, 1),
         peak_memory_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         history=state.history,
-        checkpoint=str(output_dir / "best") if output_dir is not None else None,
+        checkpoint=str(output_dir / BEST) if output_dir is not None else None,
     )
