@@ -252,9 +252,36 @@ def _transmission(t: dict) -> list[str]:
         "",
         f"SFT: {t['sft_samples']} samples, {len(t['sft_seconds_per_epoch'])} epochs, "
         f"{per_epoch:.0f} s/epoch ({t['machine']}).",
+        *([f"\nNote: {t['note']}"] if "note" in t else []),
         "",
     ]
     return lines
+
+
+def _transmission_overview(runs: list[dict]) -> list[str]:
+    """All SFT settings tried on one dataset side by side: which one got through to stage 2."""
+    lines = [
+        f"## Transmission: {runs[0]['dataset']}, every SFT setting measured",
+        "",
+        "Seed 42; each row's own section below has its command and floors. Steps: optimizer "
+        "steps of the whole fine-tuning.",
+        "",
+        "| prompts | overrides | steps | head top-1 | top-5 | stage-2 linear probe "
+        "| held-out loss / mean target | s/epoch |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in sorted(runs, key=lambda t: (t["prompt_rendering"], len(t["overrides"]))):
+        d, sft = t["transmission"], t["sft"]
+        head, held = d["head_one_item"], d.get("heldout") or {}
+        steps = len(t["sft_seconds_per_epoch"]) * -(-t["sft_samples"] // sft["batch_size"])
+        per_epoch = sum(t["sft_seconds_per_epoch"]) / len(t["sft_seconds_per_epoch"])
+        loss = f"{held['loss']:.4f} / {held['mean_target_loss']:.4f}" if held else ""
+        lines.append(
+            f"| {t['prompt_rendering']} | {', '.join(t['overrides']) or 'defaults'} | {steps} "
+            f"| {100 * head['top1']:.1f}% | {100 * head['top5']:.1f}% "
+            f"| {100 * d['probes']['stage2_hidden']['linear']:.1f}% | {loss} | {per_epoch:.0f} |"
+        )
+    return [*lines, ""]
 
 
 def render(runs: dict[str, dict]) -> str:
@@ -274,6 +301,13 @@ def render(runs: dict[str, dict]) -> str:
         "",
         *_backbones(runs, machine),
     ]
+    by_dataset: dict[str, list[dict]] = {}
+    for name, figures in runs.items():
+        if name.startswith("transmission-"):
+            by_dataset.setdefault(figures["dataset"], []).append(figures)
+    for group in by_dataset.values():
+        if len(group) > 1:
+            lines += _transmission_overview(group)
     for name, figures in runs.items():
         if name.startswith("experiment-"):
             lines += _experiment(figures, machine)
