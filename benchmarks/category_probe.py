@@ -50,9 +50,7 @@ def main() -> None:
     args = arguments(__doc__)
     cfg = load_config(args.config, args.set)
     dataset, stage0_table, table_path, stages = llm_stages(cfg)
-    categories = LatentCategories.load(
-        stage1_dir(cfg.output_dir, stages["stage1_key"]) / CATEGORIES
-    )
+    categories = LatentCategories.load(stage1_dir(cfg.output_dir, stages.stage1_key) / CATEGORIES)
     model, builder = build_preference_model(cfg, dataset, categories.k)  # adapters untrained
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "untuned.safetensors"
@@ -74,9 +72,9 @@ def main() -> None:
         "probe": f"{NEIGHBOURS}-nearest neighbours, standardised features, {FOLDS}-fold CV",
         "largest_category_share": float(categories.counts.max() / categories.counts.sum()),
         "accuracy": {name: knn_accuracy(x, labels, seed) for name, x in tables.items()},
-        "stage1_key": stages["stage1_key"],
-        "sft_epoch_losses": stages["sft"]["epoch_losses"],
-        "sft_mean_target_loss": stages["sft"].get("mean_target_loss"),
+        "stage1_key": stages.stage1_key,
+        "sft_epoch_losses": stages.sft.epoch_losses,
+        "sft_mean_target_loss": stages.sft.mean_target_loss,
         "torch_threads": torch.get_num_threads(),
     }
     name = result_name("category-probe", cfg.data.name, *args.set)

@@ -31,7 +31,7 @@ def main() -> None:
         "experiment": exp.name,
         "tables": args.tables,
         "seeds": args.seeds,
-        "rows": rows,
+        "rows": [row.to_json() for row in rows],
         "verdict": sentence,
         "git_commit": git_commit(),
         "machine": machine(),

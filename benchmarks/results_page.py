@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tslrec.evaluation.formatting import compare_table, signed_percent, summary_table
 from tslrec.io import atomic_path, read_json
+from tslrec.records import CompareRow
 
 RESULTS = Path("benchmarks/results")
 PAGE = Path("docs/results.md")
@@ -210,7 +211,7 @@ def _compare(c: dict, machine: str) -> list[str]:
         "",
         _command(c),
         "",
-        compare_table(c["rows"]),
+        compare_table([CompareRow.from_json(row, c["experiment"]) for row in c["rows"]]),
         "",
         f"Verdict: {c['verdict']}",
         *([f"\nNote: {c['note']}"] if "note" in c else []),

@@ -18,19 +18,20 @@ from tslrec.config import load_config
 from tslrec.llm.sft_samples import count_instance_samples
 from tslrec.pipeline.train import load_dataset
 from tslrec.pipeline.tslrec import run_tslrec
+from tslrec.records import RunResults
 
 
-def _summary(results: dict) -> dict:
-    sft, row = results["stages"]["sft"], results["rows"][0]
+def _summary(results: RunResults) -> dict:
+    sft, row = results.stages.sft, results.rows[0]
     return {
-        "samples_trained": sft["samples"],
-        "epochs": sft["epochs"],
-        "seconds_per_epoch_trained": sum(sft["seconds_per_epoch"]) / len(sft["seconds_per_epoch"]),
-        "seconds_per_sample": sum(sft["seconds_per_epoch"]) / (sft["samples"] * sft["epochs"]),
-        "final_epoch_loss": sft["epoch_losses"][-1],
-        "plain_SASRec_NDCG@10": row["plain"]["NDCG@10"],
-        "enhanced_SASRec_NDCG@10": row["enhanced"]["NDCG@10"],
-        "enhanced_SASRec_HR@10": row["enhanced"]["HR@10"],
+        "samples_trained": sft.samples,
+        "epochs": sft.epochs,
+        "seconds_per_epoch_trained": sum(sft.seconds_per_epoch) / len(sft.seconds_per_epoch),
+        "seconds_per_sample": sum(sft.seconds_per_epoch) / (sft.samples * sft.epochs),
+        "final_epoch_loss": sft.epoch_losses[-1],
+        "plain_SASRec_NDCG@10": row.plain["NDCG@10"],
+        "enhanced_SASRec_NDCG@10": row.enhanced["NDCG@10"],
+        "enhanced_SASRec_HR@10": row.enhanced["HR@10"],
     }
 
 

@@ -23,7 +23,7 @@ def main() -> None:
     args = arguments(__doc__)
     cfg = load_config(args.config, args.set)
     _, _, _, stages = llm_stages(cfg)
-    sft = stages["sft"]
+    sft = stages.sft
     figures = {
         "dataset": cfg.data.name,
         "llm": cfg.llm.model,
@@ -31,14 +31,14 @@ def main() -> None:
         "prompt_rendering": cfg.prompt.rendering,
         "sft": cfg.sft.model_dump(mode="json"),
         "features": cfg.augment.features,
-        "transmission": stages["transmission"],
-        "sft_samples": sft["samples"],
-        "sft_seconds": sft["seconds"],
-        "sft_seconds_per_epoch": sft["seconds_per_epoch"],
-        "sft_epoch_losses": sft["epoch_losses"],
-        "sft_mean_target_loss": sft["mean_target_loss"],
-        "embed_seconds": stages["embed_seconds"],
-        "stage1_key": stages["stage1_key"],
+        "transmission": stages.transmission.to_json() if stages.transmission else None,
+        "sft_samples": sft.samples,
+        "sft_seconds": sft.seconds,
+        "sft_seconds_per_epoch": sft.seconds_per_epoch,
+        "sft_epoch_losses": sft.epoch_losses,
+        "sft_mean_target_loss": sft.mean_target_loss,
+        "embed_seconds": stages.embed_seconds,
+        "stage1_key": stages.stage1_key,
         "machine": machine(),
         "torch_threads": torch.get_num_threads(),
     }

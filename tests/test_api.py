@@ -82,8 +82,8 @@ def test_fit_gives_the_model_tslrec_train_gives(cyclic):
     dataset = load_dataset(cyclic)
     record = train_and_evaluate(cyclic, dataset, progress=False)
     model = tslrec.Recommender(config=cyclic, progress=False).fit(dataset)
-    assert model.result.best_epoch == record["best_epoch"]
-    assert model.evaluate("test") == {k: record["test"][k] for k in model.evaluate("test")}
+    assert model.result.best_epoch == record.best_epoch
+    assert model.evaluate("test") == {k: record.test[k] for k in model.evaluate("test")}
 
 
 def test_fit_with_an_item_table_gives_the_pipelines_enhanced_model(cyclic):
@@ -99,8 +99,8 @@ def test_fit_with_an_item_table_gives_the_pipelines_enhanced_model(cyclic):
     )
     model = tslrec.Recommender("gru4rec", config=cyclic, item_table=table, progress=False)
     model.fit(dataset)
-    assert model.result.best_valid == record["best_valid_NDCG@10"]
-    assert model.evaluate("test")["NDCG@10"] == record["test"]["NDCG@10"]
+    assert model.result.best_valid == record.best_valid_ndcg
+    assert model.evaluate("test")["NDCG@10"] == record.test["NDCG@10"]
     with pytest.raises(TslrecError, match="was it made on another dataset"):
         tslrec.Recommender(item_table=table[:-1], progress=False).fit(dataset)
 

@@ -18,6 +18,7 @@ from tslrec.evaluation.formatting import compare_table, verdict
 from tslrec.llm.augment import load_item_embeddings
 from tslrec.llm.controls import TABLES, category_table, random_table
 from tslrec.pipeline.tslrec import item_table, run_tslrec, stage0
+from tslrec.records import CompareRow
 from tslrec.reporting import write_report
 
 
@@ -57,14 +58,14 @@ def test_every_control_has_the_tslrec_tables_rows_and_goes_through_the_same_embe
             update={"enhance": cfg.enhance.model_copy(update={"table": name})}
         )
         paths[name], stats, keys[name] = item_table(table_cfg, dataset, stage0_table)
-        assert stats["table_seconds"] >= 0.0 and stats["table_memory_mib"] >= 0.0
+        assert stats.table_seconds >= 0.0 and stats.table_memory_mib >= 0.0
         row = downstream(table_cfg, dataset, paths[name], keys[name], progress=False)[0]
-        record = json.loads((Path(row["enhanced_dir"]) / "results.json").read_text())
+        record = json.loads((Path(row.enhanced_dir) / "results.json").read_text())
         assert record["item_embedding"] == {
             "mode": "fusion",
             "external_dim": row_width(paths[name]),
         }
-        assert name in row["enhanced_dir"] and row["table"] == name
+        assert name in row.enhanced_dir and row.table == name
     tables = {name: load_item_embeddings(p)[0] for name, p in paths.items()}
     rows = dataset.num_items + 1
     assert {t.size(0) for t in tables.values()} == {rows}
@@ -84,7 +85,7 @@ def row_width(path: Path) -> int:
     return load_item_embeddings(path)[0].size(1)
 
 
-def _row(table: str, ndcg: float, p_plain: float, p_best: float | None, best: str) -> dict:
+def _row(table: str, ndcg: float, p_plain: float, p_best: float | None, best: str) -> CompareRow:
     row = {"backbone": "sasrec", "table": table, "seeds": 3, "NDCG@10_mean": ndcg}
     row |= {"NDCG@10_std": 0.001, "HR@10_mean": 2 * ndcg, "HR@10_std": 0.002}
     row |= {"train_seconds": 10.0, "best_control": best}
@@ -94,7 +95,7 @@ def _row(table: str, ndcg: float, p_plain: float, p_best: float | None, best: st
         row |= {"table_memory_mib": 812.4 if table == "tslrec" else 0.2}
         if p_best is not None:
             row["p_vs_best_control"] = p_best
-    return row
+    return CompareRow.model_validate(row)
 
 
 def test_the_verdict_follows_from_the_figures():

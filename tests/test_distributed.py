@@ -15,6 +15,7 @@ from tslrec.config import save_config
 from tslrec.errors import TslrecError
 from tslrec.io import read_json
 from tslrec.pipeline.tslrec import run_tslrec
+from tslrec.records import ModelRecord, RunResults
 from tslrec.training import accelerator
 from tslrec.training.accelerator import process_state
 
@@ -36,17 +37,16 @@ def test_two_processes_share_the_work_and_only_the_first_writes_and_reports(
     assert outcome.returncode == 0, _rank_errors(outcome.stderr)
     assert outcome.stdout.count("results in") == 1  # the second process stays quiet
 
-    results = read_json(cfg.output_dir / "results.json")
+    results = RunResults.load(cfg.output_dir / "results.json")
     # 54 training users (6 of 60 held out) in batches of 8 are 7 SFT steps for one process,
     # 4 for each of two (the last batch padded by accelerate)
-    assert results["stages"]["sft"]["samples"] == 54
-    assert results["stages"]["sft"]["steps"] == 4
-    assert results["stages"]["embed"]["items"] == 20  # one process embedded every item
-    for row in results["rows"]:
-        for variant in ("plain_dir", "enhanced_dir"):
-            record = read_json(f"{row[variant]}/results.json")
-            assert record["processes"] == 2
-            assert len(read_json(f"{row[variant]}/history.json")) == cfg.train.epochs
+    assert results.stages.sft.samples == 54
+    assert results.stages.sft.steps == 4
+    assert results.stages.embed.items == 20  # one process embedded every item
+    for row in results.rows:
+        for model_dir in (row.plain_dir, row.enhanced_dir):
+            assert ModelRecord.load(f"{model_dir}/results.json").processes == 2
+            assert len(read_json(f"{model_dir}/history.json")) == cfg.train.epochs
 
     # a launched model serves one process
     evaluate = ["evaluate", "-c", str(tmp_path / "tiny.yaml"), "-b", "sasrec"]
@@ -55,8 +55,8 @@ def test_two_processes_share_the_work_and_only_the_first_writes_and_reports(
 
     # twice the batch is another model: one process does not take these from the cache
     alone = run_tslrec(cfg, progress=False)
-    assert alone["stages"]["sft"]["steps"] == 7
-    assert read_json(f"{alone['rows'][0]['plain_dir']}/results.json")["processes"] == 1
+    assert alone.stages.sft.steps == 7
+    assert ModelRecord.load(f"{alone.rows[0].plain_dir}/results.json").processes == 1
 
 
 def _rank_errors(stderr: str) -> str:

@@ -168,9 +168,9 @@ def test_head_accuracy_computed_by_hand() -> None:
     scores = np.array([[3.0, 2.0, 1.0], [3.0, 2.0, 1.0], [1.0, 3.0, 2.0], [1.0, 2.0, 3.0]])
     labels = np.array([0, 1, 2, 0])  # ranks 1, 2, 2, 3
     figures = head_accuracy(scores, labels)
-    assert figures["top1"] == 0.25 and figures["mean_rank"] == 2.0
-    assert figures["top5"] == 1.0 and figures["top5_chance"] == 1.0  # K = 3 < 5
-    assert figures["majority_rate"] == 0.5 and figures["categories_predicted"] == 3
+    assert figures.top1 == 0.25 and figures.mean_rank == 2.0
+    assert figures.top5 == 1.0 and figures.top5_chance == 1.0  # K = 3 < 5
+    assert figures.majority_rate == 0.5 and figures.categories_predicted == 3
 
 
 def test_item_rows_started_from_stage0_keep_its_structure(tiny_lm) -> None:

@@ -20,54 +20,55 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config,
     cfg = pipeline_config()
     results = run_tslrec(cfg, progress=False)
     assert len(llm_builds) == 1
-    assert [r["backbone"] for r in results["rows"]] == ["sasrec", "gru4rec"]
-    assert results["stages"]["sft"]["samples"] == 54  # one per user, less the 10% held out
-    transmission = results["stages"]["transmission"]
-    assert transmission["heldout"]["users"] == 6
-    assert set(transmission["probes"]) == {"stage0_sasrec", "llm_before_sft", "stage2_hidden"}
-    assert 0.0 <= transmission["head_one_item"]["top1"] <= transmission["head_one_item"]["top5"]
-    assert results["stages"]["embed"]["items"] == 20
+    assert [r.backbone for r in results.rows] == ["sasrec", "gru4rec"]
+    assert results.stages.sft.samples == 54  # one per user, less the 10% held out
+    transmission = results.stages.transmission
+    assert transmission.heldout.users == 6
+    assert set(transmission.probes) == {"stage0_sasrec", "llm_before_sft", "stage2_hidden"}
+    assert 0.0 <= transmission.head_one_item.top1 <= transmission.head_one_item.top5
+    assert results.stages.embed.items == 20
     table = results_markdown(results)
     assert "| sasrec | TSLRec (adapter) |" in table and "change" in table
-    sft = results["stages"]["sft"]
-    against = f"{sft['epoch_losses'][-1]:.3g}, against {sft['mean_target_loss']:.3g} for the mean"
+    sft = results.stages.sft
+    against = f"{sft.epoch_losses[-1]:.3g}, against {sft.mean_target_loss:.3g} for the mean"
     assert against in table
     assert "Head on one-item prompts: top-1" in table and "Held-out users (6)" in table
-    memory = results["stages"]["memory"]
-    assert memory["peak_rss_mib"] >= memory["peak_growth_mib"] >= 0.0
-    assert f"peak memory +{memory['peak_growth_mib']:.0f} MiB" in table
+    memory = results.stages.memory
+    assert memory.peak_rss_mib >= memory.peak_growth_mib >= 0.0
+    assert f"peak memory +{memory.peak_growth_mib:.0f} MiB" in table
     saved = json.loads((cfg.output_dir / "results.json").read_text())
-    assert saved["rows"][0]["enhanced"] == results["rows"][0]["enhanced"]
+    assert saved == results.to_json()
+    assert saved["rows"][0]["enhanced"] == results.rows[0].enhanced
 
     # a rerun recomputes nothing: every stage comes from its cache
     again = run_tslrec(cfg, progress=False)
-    metrics = lambda res: [(r["plain"], r["enhanced"]) for r in res["rows"]]  # noqa: E731
+    metrics = lambda res: [(r.plain, r.enhanced) for r in res.rows]  # noqa: E731
     assert metrics(again) == metrics(results)
     assert len(llm_builds) == 1
 
     # changing K redoes stage 1 onwards, but not stage 0
     stage1_dirs = set((cfg.output_dir / "stage1").iterdir())
     changed = run_tslrec(pipeline_config(categories={"k": 3}), progress=False)
-    assert changed["stages"]["categories_k"] == 3 and len(llm_builds) == 2
+    assert changed.stages.categories_k == 3 and len(llm_builds) == 2
     assert len(set((cfg.output_dir / "stage1").iterdir()) - stage1_dirs) == 1
-    assert changed["stage0"] == results["stage0"]
+    assert changed.stage0 == results.stage0
 
     # a fusion adapter's other start is a model of its own, beside the others, on the same stages
     zero_cfg = pipeline_config(enhance={"mode": "fusion", "adapter_start": "zero"})
     zero = run_tslrec(zero_cfg, progress=False)
     assert len(llm_builds) == 2
-    assert [r["plain"] for r in zero["rows"]] == [r["plain"] for r in results["rows"]]
-    own = cfg.output_dir / "models" / f"sasrec-tslrec-fusion-zero-{results['stages']['stage2_key']}"
+    assert [r.plain for r in zero.rows] == [r.plain for r in results.rows]
+    own = cfg.output_dir / "models" / f"sasrec-tslrec-fusion-zero-{results.stages.stage2_key}"
     assert (own / "results.json").is_file()
     assert "| sasrec | TSLRec (fusion-zero) |" in results_markdown(zero)
 
     # settings of one backbone retrain its plain and enhanced models, and nothing else
     own = {"gru4rec": {"train": {"lr": 0.03}, "model": {"hidden_size": 8}}}
     tuned = run_tslrec(pipeline_config(per_backbone=own), progress=False)
-    assert tuned["stage0"] == results["stage0"]
+    assert tuned.stage0 == results.stage0
     assert len(llm_builds) == 2
     assert metrics(tuned)[0] == metrics(results)[0]  # SASRec's two models, from their caches
-    gru4rec = [Path(tuned["rows"][1][f"{variant}_dir"]) for variant in ("plain", "enhanced")]
+    gru4rec = [Path(tuned.rows[1].plain_dir), Path(tuned.rows[1].enhanced_dir)]
     trained = [load_config(d / "config.yaml") for d in gru4rec]
     assert [(c.train.lr, c.model.hidden_size) for c in trained] == [(0.03, 8), (0.03, 8)]
     assert load_config(cfg.output_dir / "models" / "sasrec" / "config.yaml").train.lr == 0.01
@@ -75,7 +76,7 @@ def test_run_compares_plain_and_enhanced_and_caches_every_stage(pipeline_config,
     # more patience for a stage 0 that ends on the same checkpoint keeps the LLM stages
     patient = run_tslrec(pipeline_config(train={"patience": 60}), progress=False)  # from 50
     assert load_config(cfg.output_dir / "models" / "sasrec" / "config.yaml").train.patience == 60
-    assert patient["stages"]["stage2_key"] == results["stages"]["stage2_key"]
+    assert patient.stages.stage2_key == results.stages.stage2_key
     assert len(llm_builds) == 2
     assert metrics(patient) == metrics(results)
 

@@ -74,7 +74,7 @@ def test_report_of_a_moved_run_names_a_missing_artifact(pipeline_config, tmp_pat
 
     assert write_report(moved, tmp_path / "out").is_file()
 
-    enhanced = moved / "models" / (results["rows"][0]["enhanced_dir"].rsplit("/", 1)[-1])
+    enhanced = moved / "models" / (results.rows[0].enhanced_dir.rsplit("/", 1)[-1])
     (enhanced / "history.json").unlink()
     with pytest.raises(TslrecError, match=re.escape(str(enhanced / "history.json"))):
         write_report(moved)
@@ -93,7 +93,7 @@ def _retrained(results_file, **changes):
 def test_report_refuses_a_model_trained_again_since_the_run(pipeline_config, tmp_path):
     cfg = pipeline_config(enhance={"backbones": ["sasrec"]})
     results = run_tslrec(cfg, progress=False)
-    enhanced = cfg.output_dir / "models" / Path(results["rows"][0]["enhanced_dir"]).name
+    enhanced = cfg.output_dir / "models" / Path(results.rows[0].enhanced_dir).name
     record = _retrained(enhanced / "results.json", test={"NDCG@10": 0.5})
     with pytest.raises(TslrecError, match=f"{enhanced.name}: trained again since"):
         write_report(cfg.output_dir, tmp_path / "out")

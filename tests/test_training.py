@@ -9,6 +9,7 @@ from synthetic import cyclic_sequences, tiny_config, write_interactions_csv
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.models import build_model
 from tslrec.pipeline.train import load_dataset, train_and_evaluate
+from tslrec.records import ModelRecord
 from tslrec.training.checkpoint import load_model
 from tslrec.training.trainer import epochs_done, fit, mean_training_loss
 
@@ -40,7 +41,7 @@ def test_backbones_learn_a_predictable_sequence(cyclic, name, loss):
     )
     record = train_and_evaluate(cfg, load_dataset(cfg), progress=False)
     # 20 items and a fully determined next item: chance HR@5 is 0.25
-    assert record["test"]["HR@5"] > 0.8, record["test"]
+    assert record.test["HR@5"] > 0.8, record.test
 
 
 def test_training_is_deterministic_and_resumes_to_the_same_result(cyclic):
@@ -94,7 +95,7 @@ def test_best_checkpoint_round_trips(cyclic):
     model, meta = load_model(cfg.output_dir / "models" / "sasrec" / "best")
     assert meta["num_items"] == ds.num_items
     assert evaluate(model, ds, "test", cfg.eval).metrics["NDCG@10"] == pytest.approx(
-        record["test"]["NDCG@10"]
+        record.test["NDCG@10"]
     )
 
 
@@ -155,7 +156,7 @@ def test_a_run_given_more_epochs_continues_where_it_stopped(cyclic):
         cfg = tiny_config(tmp_path / out, csv, train={"epochs": epochs})
         record = train_and_evaluate(cfg, load_dataset(cfg), progress=False)
         history = json.loads((cfg.output_dir / "models" / "sasrec" / "history.json").read_text())
-        return {**record, "losses": [h["loss"] for h in history], "history": history}
+        return {**record.to_json(), "losses": [h["loss"] for h in history], "history": history}
 
     straight = run("straight", 4)
     first = run("extended", 2)
@@ -179,7 +180,7 @@ def test_a_run_given_more_patience_continues_where_it_stopped(cyclic):
         cfg = tiny_config(tmp_path / out, csv, train={"epochs": 40, "patience": patience})
         record = train_and_evaluate(cfg, load_dataset(cfg), progress=False)
         history = json.loads((cfg.output_dir / "models" / "sasrec" / "history.json").read_text())
-        return {**record, "history": history}
+        return {**record.to_json(), "history": history}
 
     straight = run("straight", 4)
     first = run("extended", 1)
@@ -214,7 +215,7 @@ def test_an_interrupted_continuation_leaves_no_stale_record(cyclic, monkeypatch)
     # best/ now holds the 4-epoch model: the 2-epoch record must not be served for it
     assert not (model_dir / "results.json").exists()
     again = train_and_evaluate(short, load_dataset(short), progress=False)
-    assert again["epochs_run"] == 2
+    assert again.epochs_run == 2
     assert len(json.loads((model_dir / "history.json").read_text())) == 2
 
 
@@ -257,7 +258,7 @@ def test_other_cutoffs_rescore_a_finished_run_without_training_it_again(cyclic):
 
     tmp_path, csv = cyclic
 
-    def run(ks: list[int], epochs: int = 2) -> tuple[dict, list[dict]]:
+    def run(ks: list[int], epochs: int = 2) -> tuple[ModelRecord, list[dict]]:
         cfg = tiny_config(tmp_path, csv, train={"epochs": epochs}, eval={"ks": ks})
         record = train_and_evaluate(cfg, load_dataset(cfg), progress=False)
         return record, json.loads((tmp_path / "run/models/sasrec/history.json").read_text())
@@ -266,15 +267,15 @@ def test_other_cutoffs_rescore_a_finished_run_without_training_it_again(cyclic):
     rescored, same_history = run([1, 10, 50])
     assert same_history == history  # timings included: not one epoch trained again
     for view in ("", "sampled_"):  # no item of this data has fewer than 4 interactions
-        cutoffs = {n.removeprefix(view) for n in rescored["test"] if n.startswith(view + "HR@")}
+        cutoffs = {n.removeprefix(view) for n in rescored.test if n.startswith(view + "HR@")}
         assert cutoffs == {f"HR@{k}" for k in (1, 10, 50)}, view
-    assert rescored["test"]["NDCG@10"] == first["test"]["NDCG@10"]
+    assert rescored.test["NDCG@10"] == first.test["NDCG@10"]
     ranks = pl.read_parquet(tmp_path / "run/models/sasrec/test_per_user.parquet")["rank"]
-    assert rescored["test"]["HR@1"] == metrics_from_ranks(ranks.to_numpy(), [1])["HR@1"]
+    assert rescored.test["HR@1"] == metrics_from_ranks(ranks.to_numpy(), [1])["HR@1"]
     assert run([1, 10, 50])[0] == rescored  # found as it is now
     # the run, rescored, still continues when given more epochs instead of starting over
     longer, longer_history = run([1, 10, 50], epochs=3)
-    assert longer["epochs_run"] == 3 and longer_history[:2] == history
+    assert longer.epochs_run == 3 and longer_history[:2] == history
     assert not list((tmp_path / "run/models").glob("sasrec.replaced-*"))
 
 
@@ -285,7 +286,7 @@ def test_another_tail_rule_rescores_the_tail_from_the_saved_ranks(cyclic):
 
     tmp_path, csv = cyclic
 
-    def run(tail_below: int) -> tuple[dict, list[dict]]:
+    def run(tail_below: int) -> tuple[ModelRecord, list[dict]]:
         cfg = tiny_config(tmp_path, csv, train={"epochs": 2}, eval={"tail_below": tail_below})
         record = train_and_evaluate(cfg, load_dataset(cfg), progress=False)
         return record, json.loads((tmp_path / "run/models/sasrec/history.json").read_text())
@@ -293,17 +294,17 @@ def test_another_tail_rule_rescores_the_tail_from_the_saved_ranks(cyclic):
     cfg = tiny_config(tmp_path, csv)
     counts = load_dataset(cfg).item_counts
     first, history = run(1)
-    assert first["test"]["tail_users"] == 0 and "tail_NDCG@10" not in first["test"]
+    assert first.test["tail_users"] == 0 and "tail_NDCG@10" not in first.test
     rule = int(np.median(counts[1:])) + 1  # about half of the items are tail
     rescored, same_history = run(rule)
     assert same_history == history
     per_user = pl.read_parquet(tmp_path / "run/models/sasrec/test_per_user.parquet")
     tail = counts[per_user["target"].to_numpy()] < rule
     assert per_user["tail"].to_list() == tail.tolist()  # the saved ranks follow the new rule
-    assert 0 < rescored["test"]["tail_users"] == tail.sum() < len(tail)
+    assert 0 < rescored.test["tail_users"] == tail.sum() < len(tail)
     expected = metrics_from_ranks(per_user["rank"].to_numpy()[tail], [10])["NDCG@10"]
-    assert rescored["test"]["tail_NDCG@10"] == pytest.approx(expected)
-    assert rescored["test"]["NDCG@10"] == first["test"]["NDCG@10"]
+    assert rescored.test["tail_NDCG@10"] == pytest.approx(expected)
+    assert rescored.test["NDCG@10"] == first.test["NDCG@10"]
 
 
 def test_the_learning_rate_warms_up_then_decays_by_hand():
@@ -356,7 +357,7 @@ def test_the_pipeline_retrains_a_decaying_schedule_given_more_epochs(cyclic):
     cosine = {"epochs": 1, "schedule": "cosine", "warmup": 0.1}
     cfg = tiny_config(tmp_path, csv, train=cosine)
     ds = load_dataset(cfg)
-    assert train_and_evaluate(cfg, ds, progress=False)["epochs_run"] == 1
+    assert train_and_evaluate(cfg, ds, progress=False).epochs_run == 1
     longer = tiny_config(tmp_path, csv, train={**cosine, "epochs": 2})
     # another curve: trained again from its first epoch, not refused and not continued
-    assert train_and_evaluate(longer, ds, progress=False)["epochs_run"] == 2
+    assert train_and_evaluate(longer, ds, progress=False).epochs_run == 2

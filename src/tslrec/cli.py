@@ -191,10 +191,10 @@ def train(
     cfg = _backbone_config(config, set_, backbone)
     record = train_and_evaluate(cfg, load_dataset(cfg))
     _print_metrics(
-        f"{cfg.model.name} on {cfg.data.name}: test ({cfg.eval.describe()})", record["test"]
+        f"{cfg.model.name} on {cfg.data.name}: test ({cfg.eval.describe()})", record.test
     )
     console.print(
-        f"best epoch {record['best_epoch']}, {record['seconds_per_epoch']:.1f} s/epoch, "
+        f"best epoch {record.best_epoch}, {record.seconds_per_epoch:.1f} s/epoch, "
         f"results in {run_dir(cfg)}"
     )
 

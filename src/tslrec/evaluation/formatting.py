@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from tslrec.records import COMPARE_METRICS, CompareRow, RunResults
+
 VARIANTS = ("plain", "enhanced")
 SIGNIFICANT = 0.05  # the p-value below which a verdict calls a difference real
 SUMMARY_METRICS = ("NDCG@10", "HR@10")
@@ -98,95 +100,92 @@ def _views_table(rows: Sequence[dict], views: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def comparison_table(results: dict) -> tuple[list[str], list[list[str]]]:
+def comparison_table(results: RunResults) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of the plain-vs-enhanced table (HR/NDCG@k, change, paired p).
 
     One formatter for every rendering (the Markdown results, the HTML report), so they never drift.
     """
-    ks = cutoffs(results["rows"][0]["plain"])
+    ks = cutoffs(results.rows[0].plain)
     metrics = [f"{m}@{k}" for k in ks for m in ("HR", "NDCG")]
     header = ["backbone", "variant", *metrics, "paired p (NDCG@10)"]
     body = []
-    for row in results["rows"]:
-        plain, enhanced = row["plain"], row["enhanced"]
-        name, p_value = row["backbone"], f"{row['paired_test_NDCG@10']['ttest_p']:.3g}"
+    for row in results.rows:
+        plain, enhanced = row.plain, row.enhanced
+        name, p_value = row.backbone, f"{row.paired_test.ttest_p:.3g}"
         body += [
             [name, "plain", *(f"{plain[m]:.4f}" for m in metrics), ""],
-            [name, f"TSLRec ({row['mode']})", *(f"{enhanced[m]:.4f}" for m in metrics), p_value],
+            [name, f"TSLRec ({row.mode})", *(f"{enhanced[m]:.4f}" for m in metrics), p_value],
             [name, "change", *(percent_change(plain[m], enhanced[m]) for m in metrics), ""],
         ]
     return header, body
 
 
-def views_table(results: dict) -> tuple[list[str], list[list[str]]]:
+def views_table(results: RunResults) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the plain-vs-enhanced NDCG@10 / HR@10 in the other views of the test
     evaluation (tail targets, sampled negatives), with each view's paired test; no rows for
     results that scored none."""
     header = ["backbone", "view", "users", "plain NDCG@10", "TSLRec NDCG@10", "change"]
     header += ["plain HR@10", "TSLRec HR@10", "change", "paired p (NDCG@10)"]
     body = []
-    for row in results["rows"]:
-        for view, test in row.get("paired_test_views", {}).items():
-            plain, enhanced = row["plain"], row["enhanced"]
-            cells = [row["backbone"], VIEW_NAMES[view], str(test["users"])]
+    for row in results.rows:
+        for view, test in row.paired_test_views.items():
+            plain, enhanced = row.plain, row.enhanced
+            cells = [row.backbone, VIEW_NAMES[view], str(test.users)]
             for metric in (f"{view}NDCG@10", f"{view}HR@10"):
                 before, after = plain[metric], enhanced[metric]
                 cells += [f"{before:.4f}", f"{after:.4f}", percent_change(before, after)]
-            body.append([*cells, f"{test['ttest_p']:.3g}"])
+            body.append([*cells, f"{test.ttest_p:.3g}"])
     return header, body
 
 
-def compare_table(rows: Sequence[dict]) -> str:
+def compare_table(rows: Sequence[CompareRow]) -> str:
     """`tslrec compare`'s rows (`tslrec.pipeline.compare.compare_rows`) as Markdown."""
     header, body = compare_cells(rows)
     lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
     return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
 
 
-def compare_cells(rows: Sequence[dict]) -> tuple[list[str], list[list[str]]]:
+def compare_cells(rows: Sequence[CompareRow]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the comparison: one line per backbone and table (plain first)."""
     header = ["backbone", "table", "NDCG@10", "HR@10", "tail NDCG@10", "vs plain", "p vs plain"]
     header += ["p vs best control", "table s", "table MiB", "train s"]
     body = []
     for r in rows:
-        seeds = r["seeds"]
-        cells = [r["backbone"], r["table"]]
-        for metric in ("NDCG@10", "HR@10", "tail_NDCG@10"):
-            present = f"{metric}_mean" in r
-            cells.append(
-                mean_std(r[f"{metric}_mean"], r[f"{metric}_std"], seeds) if present else "-"
-            )
-        plain = r["table"] == "plain"
-        cells.append("" if plain else signed_percent(r["change_NDCG@10_%"]))
-        cells.append("" if plain else f"{r['p_vs_plain']:.3g}")
-        against = r.get("p_vs_best_control")
-        cells.append(f"{against:.3g} ({r['best_control']})" if against is not None else "")
-        cells.append("" if plain else f"{r['table_seconds']:.0f}")
-        memory = r.get("table_memory_mib")  # peak host growth; not in figures published before
+        cells = [r.backbone, r.table]
+        for metric in COMPARE_METRICS[:3]:
+            spread = r.spread(metric)
+            cells.append(mean_std(*spread, r.seeds) if spread else "-")
+        plain = r.table == "plain"
+        cells.append("" if plain else signed_percent(r.change_ndcg))
+        cells.append("" if plain else f"{r.p_vs_plain:.3g}")
+        against = r.p_vs_best_control
+        cells.append(f"{against:.3g} ({r.best_control})" if against is not None else "")
+        cells.append("" if plain else f"{r.table_seconds:.0f}")
+        memory = r.table_memory_mib  # peak host growth; not in figures published before
         cells.append("" if plain or memory is None else f"{memory:.0f}")
-        cells.append(f"{r['train_seconds']:.0f}")
+        cells.append(f"{r.train_seconds:.0f}")
         body.append(cells)
     return header, body
 
 
-def verdict(rows: Sequence[dict]) -> str:
+def verdict(rows: Sequence[CompareRow]) -> str:
     """One sentence per backbone, following from the figures: TSLRec's gain over plain and
     whether it beats the best control, each with its p-value."""
     sentences = []
-    for backbone in dict.fromkeys(r["backbone"] for r in rows):
-        mine = [r for r in rows if r["backbone"] == backbone]
-        tslrec = next((r for r in mine if r["table"] == "tslrec"), None)
+    for backbone in dict.fromkeys(r.backbone for r in rows):
+        mine = [r for r in rows if r.backbone == backbone]
+        tslrec = next((r for r in mine if r.table == "tslrec"), None)
         if tslrec is None:
             sentences.append(f"{backbone}: no TSLRec table in this comparison.")
             continue
-        gain = _claim(tslrec["change_NDCG@10_%"], tslrec["p_vs_plain"], "plain")
-        best = tslrec["best_control"]
+        gain = _claim(tslrec.change_ndcg, tslrec.p_vs_plain, "plain")
+        best = tslrec.best_control
         if best is None:
             sentences.append(f"{backbone}: TSLRec {gain}; no control compared.")
             continue
-        control = next(r for r in mine if r["table"] == best)
-        diff = 100 * (tslrec["NDCG@10_mean"] / control["NDCG@10_mean"] - 1)
-        p = tslrec["p_vs_best_control"]
+        control = next(r for r in mine if r.table == best)
+        diff = 100 * (tslrec.ndcg_mean / control.ndcg_mean - 1)
+        p = tslrec.p_vs_best_control
         beats = diff > 0 and p < SIGNIFICANT
         link = "and" if beats else "but not"
         sentences.append(

@@ -27,11 +27,12 @@ from tslrec.checkpointer import (
 )
 from tslrec.config import AugmentConfig
 from tslrec.errors import TslrecError
-from tslrec.io import load_tensors_and_metadata, save_tensors, sweep_leftovers, write_json
+from tslrec.io import load_tensors_and_metadata, save_tensors, sweep_leftovers
 from tslrec.keys import content_key
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.prompts import TEMPLATE_VERSION, PromptBuilder
 from tslrec.llm.sft_batches import pad_batch
+from tslrec.records import EmbedStats
 
 log = logging.getLogger(__name__)
 
@@ -115,16 +116,13 @@ def embed_items(
     seconds = time.perf_counter() - start
     rate = len(todo) / seconds if seconds > 0 else float("inf")
     log.info("embedded %d items in %.1fs (%.1f items/s)", len(todo), seconds, rate)
-    write_json(
-        stats_path(output_path),
-        {
-            "items": num_items,
-            "computed": len(todo),
-            "resumed": num_items - len(todo),
-            "seconds": seconds,
-            "items_per_second": rate,
-        },
-    )
+    EmbedStats(
+        items=num_items,
+        computed=len(todo),
+        resumed=num_items - len(todo),
+        seconds=seconds,
+        items_per_second=rate,
+    ).save(stats_path(output_path))
     _save_final(output_path, table, key, builder, cfg.pooling)
     discard_checkpoint(partial_path(output_path))
     return table

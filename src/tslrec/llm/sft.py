@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from tslrec.checkpointer import set_rng_state
 from tslrec.config import SFTConfig
 from tslrec.errors import TslrecError
-from tslrec.io import sweep_leftovers, write_json
+from tslrec.io import sweep_leftovers
 from tslrec.layout import SFT_STATS
 from tslrec.llm.preference_model import PreferenceModel
 from tslrec.llm.sft_batches import SampleDataset, collate, length_batches
@@ -45,6 +45,7 @@ from tslrec.llm.sft_checkpoint import (
     try_resume,
 )
 from tslrec.llm.sft_samples import Sample, mean_target_loss, subsample
+from tslrec.records import SftStats
 from tslrec.training.accelerator import stage_accelerator, wait_for_everyone
 from tslrec.training.schedule import learning_rate as scheduled_rate
 
@@ -52,24 +53,6 @@ log = logging.getLogger(__name__)
 
 MAX_GRAD_NORM = 1.0
 CHECKPOINT_SECONDS = 600.0  # within an epoch; every epoch also ends with one
-
-
-@dataclass
-class SFTStats:
-    """What a fine-tuning run cost and how its loss went (all epochs, including resumed ones)."""
-
-    level: str
-    samples: int
-    epochs: int
-    steps: int
-    seconds: float
-    seconds_per_epoch: list[float] = field(default_factory=list)
-    step_losses: list[float] = field(default_factory=list)
-    epoch_losses: list[float] = field(default_factory=list)
-    resumed_from_epoch: int = 0
-    # The loss of predicting the samples' mean target for every sample: what the epoch losses
-    # must beat for the LLM to have learned anything about individual users.
-    mean_target_loss: float = math.nan
 
 
 EpochSamples = Callable[[int], Sequence[Sample]]  # epoch (0-based) -> that epoch's samples
@@ -80,7 +63,7 @@ def fine_tune(
     samples: Sequence[Sample] | EpochSamples,
     cfg: SFTConfig,
     output_dir: str | Path,
-) -> SFTStats:
+) -> SftStats:
     """Train ``model`` for ``cfg.epochs`` epochs (resuming from ``output_dir`` if possible).
 
     ``samples``: the same list every epoch, or a function giving each epoch its own (the
@@ -161,7 +144,7 @@ def fine_tune(
             plain = accelerator.unwrap_model(model)
             save_checkpoint(output_dir, plain, optimizer.optimizer, state, key)
         wait_for_everyone()
-    stats = SFTStats(
+    stats = SftStats(
         level=cfg.level,
         samples=len(samples),
         epochs=int(state["epoch"]),
@@ -174,7 +157,7 @@ def fine_tune(
         mean_target_loss=mean_target_loss(epoch_samples(max(int(state["epoch"]), 1) - 1), cfg.loss),
     )
     if accelerator.is_main_process:
-        write_json(output_dir / SFT_STATS, asdict(stats))
+        stats.save(output_dir / SFT_STATS)
     return stats
 
 

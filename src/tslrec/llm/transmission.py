@@ -28,28 +28,29 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tslrec.llm.preference_model import readout
+from tslrec.records import HeadAccuracy, ProbeAccuracy, Transmission
 
 FOLDS, NEIGHBOURS, TOP = 5, 10, 5
 PROBE_MAX_ITER = 300
 
 
-def head_accuracy(scores: np.ndarray, labels: np.ndarray) -> dict[str, float | int]:
+def head_accuracy(scores: np.ndarray, labels: np.ndarray) -> HeadAccuracy:
     """How well the head's scores (N, K) name each item's category ``labels`` (N,)."""
     k = scores.shape[1]
     order = np.argsort(-scores, axis=1)
     rank = np.argmax(order == labels[:, None], axis=1) + 1  # 1 = the head's first choice
     counts = np.bincount(labels, minlength=k)
-    return {
-        "top1": float(np.mean(rank == 1)),
-        "top5": float(np.mean(rank <= min(TOP, k))),
-        "mean_rank": float(rank.mean()),
-        "categories_predicted": int(np.unique(order[:, 0]).size),
-        "majority_rate": float(counts.max() / counts.sum()),
-        "top5_chance": min(TOP, k) / k,
-    }
+    return HeadAccuracy(
+        top1=float(np.mean(rank == 1)),
+        top5=float(np.mean(rank <= min(TOP, k))),
+        mean_rank=float(rank.mean()),
+        categories_predicted=int(np.unique(order[:, 0]).size),
+        majority_rate=float(counts.max() / counts.sum()),
+        top5_chance=min(TOP, k) / k,
+    )
 
 
-def probe_accuracy(features: np.ndarray, labels: np.ndarray, seed: int) -> dict[str, float]:
+def probe_accuracy(features: np.ndarray, labels: np.ndarray, seed: int) -> ProbeAccuracy:
     """Cross-validated accuracy of a linear and a k-NN probe predicting ``labels``."""
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=PROBE_MAX_ITER))
@@ -58,10 +59,10 @@ def probe_accuracy(features: np.ndarray, labels: np.ndarray, seed: int) -> dict[
     with warnings.catch_warnings():  # a probe that has not fully converged is still a probe
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)  # a category with fewer items than folds
-        return {
-            "linear": float(cross_val_score(linear, features, labels, cv=folds).mean()),
-            "knn": float(cross_val_score(knn, features, labels, cv=folds).mean()),
-        }
+        return ProbeAccuracy(
+            linear=float(cross_val_score(linear, features, labels, cv=folds).mean()),
+            knn=float(cross_val_score(knn, features, labels, cv=folds).mean()),
+        )
 
 
 def transmission(
@@ -70,43 +71,45 @@ def transmission(
     hidden: torch.Tensor | None,
     head: dict[str, torch.Tensor] | None,
     seed: int,
-) -> dict:
+) -> Transmission:
     """The diagnostics: probes on each of ``tables`` (item rows only, in item order, named by
     what they are) and, given the stage-2 one-item states ``hidden`` (N+1, D, last-token pooled)
     and the head's ``center`` / ``weight`` / ``bias``, the head's own accuracy.
 
-    ``labels`` are the items' categories, row 0 (padding) included."""
+    ``labels`` are the items' categories, row 0 (padding) included. The held-out loss is the
+    pipeline's to add."""
     items = np.asarray(labels[1:], dtype=np.int64)
-    out: dict = {"items": int(items.size), "categories_k": int(items.max()) + 1}
+    accuracy = None
     if hidden is not None and head is not None:
         scores = readout(hidden, head["center"], head["weight"], head["bias"], "head")
-        out["head_one_item"] = head_accuracy(scores[1:].numpy(), items)
-    out["probes"] = {name: probe_accuracy(table, items, seed) for name, table in tables.items()}
-    return out
+        accuracy = head_accuracy(scores[1:].numpy(), items)
+    return Transmission(
+        items=int(items.size),
+        categories_k=int(items.max()) + 1,
+        head_one_item=accuracy,
+        probes={name: probe_accuracy(table, items, seed) for name, table in tables.items()},
+    )
 
 
-def transmission_lines(diagnostics: dict) -> list[str]:
+def transmission_lines(diagnostics: Transmission) -> list[str]:
     """The diagnostics in a few sentences, for run summaries and logs."""
     lines = []
-    head = diagnostics.get("head_one_item")
-    if head:
+    if head := diagnostics.head_one_item:
         lines.append(
-            f"Head on one-item prompts: top-1 {head['top1']:.1%} (largest category "
-            f"{head['majority_rate']:.1%}), top-5 {head['top5']:.1%} (chance "
-            f"{head['top5_chance']:.1%}), true category's mean rank {head['mean_rank']:.1f}, "
-            f"{head['categories_predicted']} of {diagnostics['categories_k']} categories named."
+            f"Head on one-item prompts: top-1 {head.top1:.1%} (largest category "
+            f"{head.majority_rate:.1%}), top-5 {head.top5:.1%} (chance "
+            f"{head.top5_chance:.1%}), true category's mean rank {head.mean_rank:.1f}, "
+            f"{head.categories_predicted} of {diagnostics.categories_k} categories named."
         )
-    probes = diagnostics.get("probes", {})
-    if probes:
+    if probes := diagnostics.probes:
         lines.append(
             "Category probes (linear / 10-NN, 5-fold): "
-            + "; ".join(f"{name} {p['linear']:.1%} / {p['knn']:.1%}" for name, p in probes.items())
+            + "; ".join(f"{name} {p.linear:.1%} / {p.knn:.1%}" for name, p in probes.items())
             + "."
         )
-    held = diagnostics.get("heldout")
-    if held:
+    if held := diagnostics.heldout:
         lines.append(
-            f"Held-out users ({held['users']}): loss {held['loss']:.4g} against "
-            f"{held['mean_target_loss']:.4g} for the training users' mean target."
+            f"Held-out users ({held.users}): loss {held.loss:.4g} against "
+            f"{held.mean_target_loss:.4g} for the training users' mean target."
         )
     return lines

@@ -20,10 +20,11 @@ from tslrec.config import ExperimentConfig, GridConfig, load_config
 from tslrec.errors import ConfigError
 from tslrec.evaluation.formatting import compare_table, verdict
 from tslrec.evaluation.significance import paired_test_scores
-from tslrec.io import atomic_path, write_json
+from tslrec.io import atomic_path
 from tslrec.layout import COMPARISON, comparison_dir
 from tslrec.llm.controls import CONTROLS
 from tslrec.pipeline.experiment import run_experiment, seed_mean_ndcg
+from tslrec.records import COMPARE_METRICS, CompareReport, CompareRow
 from tslrec.training.accelerator import process_state, wait_for_everyone
 
 
@@ -53,7 +54,7 @@ def compare_experiment(
         raise ConfigError(f"cannot compare tables on {config}: {err.errors()[0]['msg']}") from None
 
 
-def compare_rows(results: pl.DataFrame) -> list[dict]:
+def compare_rows(results: pl.DataFrame) -> list[CompareRow]:
     """Per backbone: plain, then each table, with its figures, its gain over plain, and paired
     tests (over users, per-user NDCG@10 averaged across seeds) against plain and against the
     best control. `results` are `run_experiment`'s rows of a grid over ``enhance.table``."""
@@ -62,7 +63,7 @@ def compare_rows(results: pl.DataFrame) -> list[dict]:
         runs = results.filter(pl.col("backbone") == backbone)
         plain = runs.filter(pl.col("variant") == "plain").unique("seed", maintain_order=True)
         plain_row = _figures(backbone, "plain", plain)
-        rows.append(plain_row)
+        rows.append(CompareRow.model_validate(plain_row))
         plain_scores = seed_mean_ndcg(plain, "plain")
         enhanced = runs.filter(pl.col("variant") == "enhanced")
         tables = enhanced["table"].unique(maintain_order=True).to_list()
@@ -78,7 +79,7 @@ def compare_rows(results: pl.DataFrame) -> list[dict]:
             row["best_control"] = best
             if best_scores is not None and table != best:
                 row["p_vs_best_control"] = paired_test_scores(best_scores, scores)["ttest_p"]
-            rows.append(row)
+            rows.append(CompareRow.model_validate(row))
     return rows
 
 
@@ -89,8 +90,9 @@ def _best_control(by_table: dict[str, pl.DataFrame]) -> str | None:
 
 
 def _figures(backbone: str, table: str, runs: pl.DataFrame) -> dict:
+    """A `CompareRow`'s figures, keyed as in its file."""
     row: dict = {"backbone": backbone, "table": table, "seeds": runs["seed"].n_unique()}
-    for metric in ("NDCG@10", "HR@10", "tail_NDCG@10", "best_valid_NDCG@10"):
+    for metric in COMPARE_METRICS:
         if metric in runs.columns and runs[metric].null_count() == 0:
             values = runs[metric].to_numpy()
             row[f"{metric}_mean"] = float(values.mean())
@@ -102,7 +104,7 @@ def _figures(backbone: str, table: str, runs: pl.DataFrame) -> dict:
     return row
 
 
-def run_compare(exp: ExperimentConfig, progress: bool = True) -> tuple[list[dict], str]:
+def run_compare(exp: ExperimentConfig, progress: bool = True) -> tuple[list[CompareRow], str]:
     """Run the comparison (every cached training reused); write compare.{json,md} beside the
     experiment's tables; return the rows and the verdict."""
     results = run_experiment(exp, progress=progress)
@@ -110,7 +112,7 @@ def run_compare(exp: ExperimentConfig, progress: bool = True) -> tuple[list[dict
     sentence = verdict(rows)
     if process_state().is_main_process:
         out = exp.output_dir / exp.name
-        write_json(out / COMPARISON, {"rows": rows, "verdict": sentence})
+        CompareReport(rows=rows, verdict=sentence).save(out / COMPARISON)
         with atomic_path(out / "compare.md") as tmp:
             tmp.write_text(f"{exp.name}\n\n{compare_table(rows)}\n\n{sentence}\n")
     wait_for_everyone()

@@ -24,11 +24,12 @@ from tslrec.evaluation.formatting import (
     summary_table,
 )
 from tslrec.evaluation.significance import paired_test_scores, view_ndcg
-from tslrec.io import atomic_path, read_json, write_json
+from tslrec.io import atomic_path, write_json
 from tslrec.layout import PER_USER, RESULTS
 from tslrec.pipeline.train import load_dataset
 from tslrec.pipeline.tslrec import downstream, item_table, stage0
 from tslrec.provenance import git_commit
+from tslrec.records import ComparisonRow, ModelRecord
 from tslrec.training.accelerator import process_state, wait_for_everyone
 
 
@@ -88,13 +89,13 @@ def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFram
                     "grid_key": exp.grid.key if exp.grid else None,
                     "grid_value": value,
                     "seed": seed,
-                    "stage0_seconds": stage0_record["seconds"],
-                    "sft_samples": stages["sft"]["samples"],
-                    "sft_seconds": stages["sft"]["seconds"],  # also when reused from cache
-                    "embed_seconds": stages["embed_seconds"],
+                    "stage0_seconds": stage0_record.seconds,
+                    "sft_samples": stages.sft.samples,
+                    "sft_seconds": stages.sft.seconds,  # also when reused from cache
+                    "embed_seconds": stages.embed_seconds,
                     "table": cfg.enhance.table,
-                    "table_seconds": stages["table_seconds"],  # what making the table cost
-                    "table_memory_mib": stages["table_memory_mib"],  # peak growth, or None
+                    "table_seconds": stages.table_seconds,  # what making the table cost
+                    "table_memory_mib": stages.table_memory_mib,  # peak growth
                     "git_commit": commit,
                     "settings": json.dumps(seeded.model_dump(mode="json"), sort_keys=True),
                 }
@@ -106,27 +107,27 @@ def run_experiment(exp: ExperimentConfig, progress: bool = False) -> pl.DataFram
     return results
 
 
-def _variant_rows(cell: dict, row: dict) -> list[dict]:
+def _variant_rows(cell: dict, row: ComparisonRow) -> list[dict]:
     out = []
     for variant in VARIANTS:
-        model_dir = row[f"{variant}_dir"]
-        record = read_json(Path(model_dir) / RESULTS)
+        model_dir = row.plain_dir if variant == "plain" else row.enhanced_dir
+        record = ModelRecord.load(Path(model_dir) / RESULTS)
         out.append(
             {
                 **cell,
-                "backbone": row["backbone"],
+                "backbone": row.backbone,
                 "variant": variant,
-                "mode": row["mode"] if variant == "enhanced" else "id",
-                **record["test"],
-                "best_epoch": record["best_epoch"],
-                "best_valid_NDCG@10": record["best_valid_NDCG@10"],
-                "epochs_run": record["epochs_run"],
-                "train_seconds": record["seconds"],
-                "seconds_to_best": record["seconds_to_best"],
-                "seconds_per_epoch": record["seconds_per_epoch"],
+                "mode": row.mode if variant == "enhanced" else "id",
+                **record.test,
+                "best_epoch": record.best_epoch,
+                "best_valid_NDCG@10": record.best_valid_ndcg,
+                "epochs_run": record.epochs_run,
+                "train_seconds": record.seconds,
+                "seconds_to_best": record.seconds_to_best,
+                "seconds_per_epoch": record.seconds_per_epoch,
                 "model_dir": model_dir,
                 # the code that trained it; None for models trained before this was recorded
-                "trained_commit": record.get("git_commit"),
+                "trained_commit": record.git_commit,
             }
         )
     return out

@@ -34,6 +34,7 @@ from tslrec.keys import content_key
 from tslrec.layout import BEST, DATA, MODELS, PER_USER, RESULTS, RUN_CONFIG, RUN_SETTINGS
 from tslrec.models import ItemEmbedding, SequentialRecommender, build_model
 from tslrec.provenance import git_commit
+from tslrec.records import ModelRecord
 from tslrec.training.accelerator import (
     launch_key,
     main_process_first,
@@ -108,8 +109,8 @@ def _set_aside(out: Path) -> None:
 
 
 def _at_other_cutoffs(
-    out: Path, record: dict, cfg: Config, dataset: SequenceDataset, meta: dict | None
-) -> dict | None:
+    out: Path, record: ModelRecord, cfg: Config, dataset: SequenceDataset, meta: dict | None
+) -> ModelRecord | None:
     """A finished run that differs from `cfg` in `eval.ks` or `eval.tail_below` alone, scored
     again from its saved ranks.
 
@@ -120,23 +121,24 @@ def _at_other_cutoffs(
     scoring = {"ks", "tail_below"}
     trained_eval = load_config(out / RUN_CONFIG).eval.model_dump(include=scoring)
     trained = cfg.model_copy(update={"eval": cfg.eval.model_copy(update=trained_eval)})
-    if record.get("settings_key") != settings_key(trained, dataset, meta):
+    if record.settings_key != settings_key(trained, dataset, meta):
         return None
     if not (out / PER_USER).is_file():
         return None
     per_user = pl.read_parquet(out / PER_USER)
     tail = dataset.item_counts[per_user["target"].to_numpy()] < cfg.eval.tail_below
     per_user = per_user.with_columns(tail=pl.Series(tail))
-    where = {name: record["test"][name] for name in ("split", "protocol", "mask_seen")}
+    where = {name: record.test[name] for name in ("split", "protocol", "mask_seen")}
     test = {**where, **ranking_summary(per_user, cfg.eval.ks)}
-    record = {**record, "test": test, "settings_key": settings_key(cfg, dataset, meta)}
+    settings = settings_key(cfg, dataset, meta)
+    record = record.model_copy(update={"test": test, "settings_key": settings})
     wait_for_everyone()  # every process has read the files it decided on
     if process_state().is_main_process:  # the record last: it is what marks the run finished
         write_json(out / RUN_SETTINGS, settings_key(cfg, dataset, meta, any_budget=True))
         save_config(cfg, out / RUN_CONFIG)
         with atomic_path(out / PER_USER) as tmp:  # its tail column follows the new rule
             per_user.write_parquet(tmp)
-        write_json(out / RESULTS, record)
+        record.save(out / RESULTS)
     wait_for_everyone()
     return record
 
@@ -149,7 +151,7 @@ def train_and_evaluate(
     tag: str | None = None,
     meta: dict | None = None,
     progress: bool = True,
-) -> dict:
+) -> ModelRecord:
     """Train `cfg.model` (optionally on an enhanced item embedding) and return its results record.
 
     A finished run with the same settings is reused (at other `eval.ks` cut-offs it is scored
@@ -160,8 +162,8 @@ def train_and_evaluate(
     out = run_dir(cfg, tag)
     settings = settings_key(cfg, dataset, meta)
     if (out / RESULTS).is_file():
-        record = read_json(out / RESULTS)
-        if record.get("settings_key") == settings:
+        record = ModelRecord.load(out / RESULTS)
+        if record.settings_key == settings:
             return record
         if (rescored := _at_other_cutoffs(out, record, cfg, dataset, meta)) is not None:
             return rescored
@@ -184,26 +186,26 @@ def train_and_evaluate(
     if process.is_main_process:
         with atomic_path(out / PER_USER) as tmp:
             test.per_user.write_parquet(tmp)
-    record = {
-        "tag": tag or cfg.model.name,
-        "backbone": cfg.model.name,
-        "dataset": cfg.data.name,
-        "seed": cfg.train.seed,
-        "test": test.summary(),
-        "best_epoch": result.best_epoch,
-        "best_valid_NDCG@10": result.best_valid,
-        "epochs_run": result.epochs_run,
-        "seconds": result.seconds,
-        "seconds_to_best": result.seconds_to_best,
-        "seconds_per_epoch": result.seconds_per_epoch,
-        "peak_memory_mb": result.peak_memory_mb,
-        "settings_key": settings,
-        "processes": process.num_processes,  # train.batch_size is per process
-        "git_commit": commit,
+    record = ModelRecord(
+        tag=tag or cfg.model.name,
+        backbone=cfg.model.name,
+        dataset=cfg.data.name,
+        seed=cfg.train.seed,
+        test=test.summary(),
+        best_epoch=result.best_epoch,
+        best_valid_ndcg=result.best_valid,
+        epochs_run=result.epochs_run,
+        seconds=result.seconds,
+        seconds_to_best=result.seconds_to_best,
+        seconds_per_epoch=result.seconds_per_epoch,
+        peak_memory_mb=result.peak_memory_mb,
+        settings_key=settings,
+        processes=process.num_processes,  # train.batch_size is per process
+        git_commit=commit,
         **(meta or {}),
-    }
+    )
     if process.is_main_process:
-        write_json(out / RESULTS, record)
+        record.save(out / RESULTS)
     wait_for_everyone()
     return record
 
@@ -232,14 +234,14 @@ def load_trained(cfg: Config, dataset: SequenceDataset) -> SequentialRecommender
             "run `tslrec train` with this config first"
         )
     restore_interrupted(out / BEST)
-    trained, record = load_config(out / RUN_CONFIG), read_json(out / RESULTS)
+    trained, record = load_config(out / RUN_CONFIG), ModelRecord.load(out / RESULTS)
     expected = settings_key(
         cfg.model_copy(update={"eval": trained.eval}),
         dataset,
         None,
-        processes=record.get("processes", 1),  # a launched training serves one process too
+        processes=record.processes,  # a launched training serves one process too
     )
-    if record["settings_key"] != expected:
+    if record.settings_key != expected:
         what = next(
             (f"'{name}' settings" for name, (a, b) in _sections(trained, cfg).items() if a != b),
             "data",  # the same settings, but the prepared data changed since

@@ -9,8 +9,8 @@ of it. Stage 0 is the plain SASRec baseline itself: the same model, settings and
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate.utils import set_seed
@@ -20,7 +20,7 @@ from tslrec.data.dataset import SequenceDataset
 from tslrec.errors import TslrecError
 from tslrec.evaluation.formatting import VIEWS, comparison_table, views_table
 from tslrec.evaluation.significance import paired_test_of_runs, paired_views
-from tslrec.io import atomic_path, read_json, save_tensors, write_json
+from tslrec.io import atomic_path, save_tensors
 from tslrec.layout import (
     BEST,
     CATEGORIES,
@@ -51,6 +51,18 @@ from tslrec.pipeline.train import (
     stage_key,
     train_and_evaluate,
 )
+from tslrec.records import (
+    ComparisonRow,
+    EmbedStats,
+    HeldoutLoss,
+    ModelRecord,
+    RunResults,
+    SftStats,
+    Stage0Summary,
+    StageStats,
+    TableStats,
+    Transmission,
+)
 from tslrec.training.accelerator import (
     launch_key,
     main_process_first,
@@ -62,7 +74,9 @@ from tslrec.training.checkpoint import load_model
 HELDOUT_SEED = 10_000  # the held-out users' windows: drawn apart from every training epoch's
 
 
-def stage0(cfg: Config, dataset: SequenceDataset, progress: bool) -> tuple[dict, torch.Tensor]:
+def stage0(
+    cfg: Config, dataset: SequenceDataset, progress: bool
+) -> tuple[ModelRecord, torch.Tensor]:
     """Train (or reuse) the plain SASRec; its item table is what k-means clusters."""
     sasrec = cfg.for_backbone(STAGE0_BACKBONE)
     record = train_and_evaluate(sasrec, dataset, progress=progress)
@@ -102,7 +116,7 @@ def build_preference_model(
 
 def stage1_and_2(
     cfg: Config, dataset: SequenceDataset, item_embeddings: torch.Tensor
-) -> tuple[Path, dict]:
+) -> tuple[Path, StageStats]:
     """Fit categories, fine-tune the LLM on user-level samples, embed every item.
 
     Returns the path of the (N+1, D) enhanced table (``augment.features`` of the one-item
@@ -130,11 +144,11 @@ def stage1_and_2(
     if not (hidden_path.is_file() and stats_file.is_file()):
         with PeakMemory() as peak:
             stats = _llm_stages(cfg, dataset, item_embeddings, stage1, hidden_path)
-        stats["memory"] = peak.figures()  # what stages 1-2 took, for the table's cost
-        if process_state().is_main_process:
-            write_json(stats_file, {"stage1_key": key1, "stage2_key": key2, **stats})
+        if process_state().is_main_process:  # memory: what stages 1-2 took, for the table's cost
+            keys = {"stage1_key": key1, "stage2_key": key2}
+            StageStats(**keys, **stats, memory=peak.figures()).save(stats_file)
         wait_for_everyone()
-    stats = read_json(stats_file)
+    stats = StageStats.load(stats_file)
     table_path = embeddings_path(cfg.output_dir, key2, cfg.augment.features)
     if process_state().is_main_process and not table_path.is_file():
         _read_out(hidden_path, stage1 / SFT, cfg.augment.features, table_path)
@@ -148,9 +162,10 @@ def _llm_stages(
     item_embeddings: torch.Tensor,
     stage1: Path,
     hidden_path: Path,
-) -> dict:
+) -> dict[str, Any]:
     """Stages 1 and 2 proper: categories, the untuned states, SFT, the one-item states, and
-    the diagnostics of what got through; returns their statistics."""
+    the diagnostics of what got through; returns their statistics, the fields of `StageStats`
+    but the keys and the memory (the diagnostics on the main process only)."""
     process = process_state()  # under `accelerate launch`: all fine-tune, the main one writes
     start = time.perf_counter()
     categories = _categories(cfg, item_embeddings, stage1 / CATEGORIES)
@@ -184,10 +199,10 @@ def _llm_stages(
     seconds_embed = time.perf_counter() - start
 
     start = time.perf_counter()
-    diagnostics = {}
+    diagnostics = None
     if process.is_main_process:
         diagnostics = _diagnostics(cfg, categories, item_embeddings, untuned, hidden, model)
-        diagnostics["heldout"] = heldout_figures
+        diagnostics = diagnostics.model_copy(update={"heldout": heldout_figures})
     seconds_diagnostics = time.perf_counter() - start
     return {
         "categories_k": categories.k,
@@ -197,10 +212,10 @@ def _llm_stages(
         "categories_seconds": seconds_categories,
         "untuned_embed_seconds": seconds_untuned,
         "untuned_memory": untuned_peak.figures(),
-        "sft": asdict(sft),
+        "sft": sft,
         "sft_seconds": seconds_sft,
         "embed_seconds": seconds_embed,
-        "embed": read_json(stats_path(hidden_path)),
+        "embed": EmbedStats.load(stats_path(hidden_path)),
         "transmission": diagnostics,
         "diagnostics_seconds": seconds_diagnostics,
     }
@@ -211,16 +226,16 @@ def _heldout(
     model: PreferenceModel,
     train: sft_stage.EpochSamples,
     heldout: list[sft_samples.Sample],
-) -> dict | None:
+) -> HeldoutLoss | None:
     """The loss on users who never trained, against the training users' mean target."""
     if not heldout:
         return None
     last_epoch = train(cfg.sft.epochs - 1)
-    return {
-        "users": len(heldout),
-        "loss": sft_stage.evaluation_loss(model, heldout, cfg.augment.batch_size),
-        "mean_target_loss": sft_samples.mean_target_loss(heldout, cfg.sft.loss, last_epoch),
-    }
+    return HeldoutLoss(
+        users=len(heldout),
+        loss=sft_stage.evaluation_loss(model, heldout, cfg.augment.batch_size),
+        mean_target_loss=sft_samples.mean_target_loss(heldout, cfg.sft.loss, last_epoch),
+    )
 
 
 def _diagnostics(
@@ -230,7 +245,7 @@ def _diagnostics(
     untuned: torch.Tensor,
     hidden: torch.Tensor,
     model: PreferenceModel,
-) -> dict:
+) -> Transmission:
     """The transmission diagnostics: the head on the one-item states (where stage 2 pools the
     last token, as the head does) and the probes on stage 0's, the untuned and the stage-2
     tables."""
@@ -302,7 +317,7 @@ def _sft_samples(
 
 def item_table(
     cfg: Config, dataset: SequenceDataset, item_embeddings: torch.Tensor
-) -> tuple[Path, dict, str]:
+) -> tuple[Path, TableStats, str]:
     """The ``enhance.table`` table for this config: (its path, stages 1-2's statistics with the
     table's own cost, ``table_seconds`` and ``table_memory_mib``, the key its downstream runs
     are named by), made now if missing. Stages 1 and 2 run (or come from their cache) for every
@@ -315,18 +330,18 @@ def item_table(
             sft = cfg.sft.model_copy(update={"level": "instance"})
             llm_cfg = cfg.model_copy(update={"sft": sft})
         path, stats = stage1_and_2(llm_cfg, dataset, item_embeddings)
-        cost = _with_cost(stats, _llm_seconds(stats), stats["memory"]["peak_growth_mib"])
-        return path, cost, stats["stage2_key"]
+        cost = TableStats.of(stats, _llm_seconds(stats), stats.memory.peak_growth_mib)
+        return path, cost, stats.stage2_key
     path, stats = stage1_and_2(cfg, dataset, item_embeddings)
-    stage1 = stage1_dir(cfg.output_dir, stats["stage1_key"])
+    stage1 = stage1_dir(cfg.output_dir, stats.stage1_key)
     if kind == "llm-raw":
-        seconds = stats["llm_load_seconds"] + stats["untuned_embed_seconds"]
-        cost = _with_cost(stats, seconds, stats["untuned_memory"]["peak_growth_mib"])
+        seconds = stats.llm_load_seconds + stats.untuned_embed_seconds
+        cost = TableStats.of(stats, seconds, stats.untuned_memory.peak_growth_mib)
         return stage1 / UNTUNED_EMBEDDINGS, cost, _key(kind, stats)
     seed = cfg.enhance.table_seed
     # the random table copies the shape of the features read out; the one-hot does not
     name = f"random-{cfg.augment.features}-{seed}" if kind == "random" else kind
-    control = embeddings_path(cfg.output_dir, stats["stage2_key"], name)
+    control = embeddings_path(cfg.output_dir, stats.stage2_key, name)
     if process_state().is_main_process and not control.is_file():
         with PeakMemory() as peak:
             if kind == "random":
@@ -337,29 +352,24 @@ def item_table(
         metadata = {"table": kind, "seed": str(seed), "peak_growth_mib": str(peak.growth_mib)}
         save_tensors(control, {TENSOR_NAME: table}, metadata=metadata)
     wait_for_everyone()
-    seconds = stats["categories_seconds"] if kind == "categories" else 0.0
+    seconds = stats.categories_seconds if kind == "categories" else 0.0
     memory = float(load_item_embeddings(control)[1]["peak_growth_mib"])
-    return control, _with_cost(stats, seconds, memory), _key(name, stats)
+    return control, TableStats.of(stats, seconds, memory), _key(name, stats)
 
 
-def _with_cost(stats: dict, seconds: float, memory_mib: float) -> dict:
-    """Stages 1-2's statistics plus what this table alone took: seconds and peak memory."""
-    return {**stats, "table_seconds": seconds, "table_memory_mib": memory_mib}
+def _key(kind: str, stats: StageStats, *parts: object) -> str:
+    return stage_key(kind, stats.stage2_key, *parts)
 
 
-def _key(kind: str, stats: dict, *parts: object) -> str:
-    return stage_key(kind, stats["stage2_key"], *parts)
-
-
-def _llm_seconds(stats: dict) -> float:
+def _llm_seconds(stats: StageStats) -> float:
     """What the LLM stages cost to make the table (stage 0, shared by every table, aside)."""
-    parts = ("categories_seconds", "llm_load_seconds", "sft_seconds", "embed_seconds")
-    return float(sum(stats[p] for p in parts))
+    parts = (stats.categories_seconds, stats.llm_load_seconds, stats.sft_seconds)
+    return float(sum((*parts, stats.embed_seconds)))
 
 
 def downstream(
     cfg: Config, dataset: SequenceDataset, table_path: Path, key2: str, progress: bool
-) -> list[dict]:
+) -> list[ComparisonRow]:
     """Plain and enhanced versions of each backbone, same hyper-parameters and seed; `key2`
     names the table (`item_table`'s key) in the enhanced runs' names."""
     table, _ = load_item_embeddings(table_path)
@@ -390,24 +400,24 @@ def downstream(
         test = paired_test_of_runs(plain_dir, enhanced_dir)
         views = paired_views(plain_dir, enhanced_dir, list(VIEWS[1:]))
         rows.append(
-            {
-                "backbone": name,
-                "mode": mode,
-                "table": cfg.enhance.table,
-                "plain": plain["test"],
-                "enhanced": enhanced["test"],
-                "plain_train_seconds": plain_seconds,
-                "enhanced_train_seconds": enhanced_seconds,
-                "paired_test_NDCG@10": test,
-                "paired_test_views": views,  # tail targets, sampled negatives: NDCG@10
-                "plain_dir": str(plain_dir),
-                "enhanced_dir": str(enhanced_dir),
-            }
+            ComparisonRow(
+                backbone=name,
+                mode=mode,
+                table=cfg.enhance.table,
+                plain=plain.test,
+                enhanced=enhanced.test,
+                plain_train_seconds=plain_seconds,
+                enhanced_train_seconds=enhanced_seconds,
+                paired_test=test,
+                paired_test_views=views,  # tail targets, sampled negatives: NDCG@10
+                plain_dir=str(plain_dir),
+                enhanced_dir=str(enhanced_dir),
+            )
         )
     return rows
 
 
-def run_tslrec(cfg: Config, progress: bool = True) -> dict:
+def run_tslrec(cfg: Config, progress: bool = True) -> RunResults:
     """All stages; returns (and writes to output_dir/results.json) the comparison and costs."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -425,44 +435,44 @@ def run_tslrec(cfg: Config, progress: bool = True) -> dict:
     start = time.perf_counter()
     rows = downstream(cfg, dataset, table_path, table_key, progress)
     timings["downstream"] = time.perf_counter() - start
-    results = {
-        "dataset": cfg.data.name,
-        "dataset_stats": dataset.stats(),
-        "llm": cfg.llm.model,
-        "protocol": cfg.eval.describe(),
-        "tail_rule": f"targets with fewer than {cfg.eval.tail_below} training interactions",
-        "rows": rows,
-        "stages": stages,
-        "stage0": {k: stage0_record[k] for k in ("best_epoch", "seconds", "seconds_per_epoch")},
-        "wall_seconds_this_run": timings,
-    }
+    results = RunResults(
+        dataset=cfg.data.name,
+        dataset_stats=dataset.stats(),
+        llm=cfg.llm.model,
+        protocol=cfg.eval.describe(),
+        tail_rule=f"targets with fewer than {cfg.eval.tail_below} training interactions",
+        rows=rows,
+        stages=stages,
+        stage0=Stage0Summary.model_validate(stage0_record, from_attributes=True),
+        wall_seconds_this_run=timings,
+    )
     if process_state().is_main_process:
-        write_json(cfg.output_dir / RESULTS, results)
+        results.save(cfg.output_dir / RESULTS)
         save_config(cfg, cfg.output_dir / RUN_CONFIG)
         with atomic_path(cfg.output_dir / RESULTS_MD) as tmp:
             tmp.write_text(results_markdown(results) + "\n")
     return results
 
 
-def _loss_against_mean(sft: dict) -> str:
+def _loss_against_mean(sft: SftStats) -> str:
     """The last epoch's training loss next to the loss of predicting the mean target."""
-    last = f"last-epoch loss {sft['epoch_losses'][-1]:.3g}"
-    if "mean_target_loss" not in sft:  # stage 1 cached by a version that did not record it
+    last = f"last-epoch loss {sft.epoch_losses[-1]:.3g}"
+    if sft.mean_target_loss is None:  # stage 1 cached by a version that did not record it
         return last
-    return f"{last}, against {sft['mean_target_loss']:.3g} for the mean target"
+    return f"{last}, against {sft.mean_target_loss:.3g} for the mean target"
 
 
-def _memory(stages: dict) -> str:
+def _memory(stages: StageStats) -> str:
     """The LLM stages' peak memory growth (host memory)."""
-    return f", peak memory +{stages['memory']['peak_growth_mib']:.0f} MiB (stages 1-2)"
+    return f", peak memory +{stages.memory.peak_growth_mib:.0f} MiB (stages 1-2)"
 
 
-def results_markdown(results: dict) -> str:
+def results_markdown(results: RunResults) -> str:
     """The plain-vs-enhanced table at every `eval.ks` cut-off, ready to paste, and the cost of
     each stage."""
     header, body = comparison_table(results)
     lines = [
-        f"TSLRec on {results['dataset']} with {results['llm']} ({results['protocol']})",
+        f"TSLRec on {results.dataset} with {results.llm} ({results.protocol})",
         "",
         "| " + " | ".join(header) + " |",
         "|---|---|" + "---:|" * (len(header) - 2),
@@ -472,23 +482,23 @@ def results_markdown(results: dict) -> str:
     ]
     header, body = views_table(results)
     if body:
-        lines += ["", "By test target and protocol (tail: " + results.get("tail_rule", "") + "):"]
+        lines += ["", f"By test target and protocol (tail: {results.tail_rule or ''}):"]
         lines += ["", "| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
-    stages = results["stages"]
-    sft = stages["sft"]
+    stages, stage0_summary = results.stages, results.stage0
+    sft = stages.sft
     lines += [
         "",
-        f"Stage 0 (SASRec pre-training): {results['stage0']['seconds']:.0f} s "
-        f"({results['stage0']['seconds_per_epoch']:.1f} s/epoch).",
-        f"Stage 1 ({sft['level']}-level SFT): {sft['samples']} samples, {sft['epochs']} epochs, "
-        f"{sft['steps']} steps, {sft['seconds']:.0f} s{_memory(stages)}; "
-        f"K = {stages['categories_k']}; {_loss_against_mean(sft)}.",
-        f"Stage 2 (item embeddings): {stages['embed']['items']} items, "
-        f"{stages['embed']['items_per_second']:.1f} items/s, {stages['embed_seconds']:.0f} s.",
-        *transmission_lines(stages.get("transmission", {})),
+        f"Stage 0 (SASRec pre-training): {stage0_summary.seconds:.0f} s "
+        f"({stage0_summary.seconds_per_epoch:.1f} s/epoch).",
+        f"Stage 1 ({sft.level}-level SFT): {sft.samples} samples, {sft.epochs} epochs, "
+        f"{sft.steps} steps, {sft.seconds:.0f} s{_memory(stages)}; "
+        f"K = {stages.categories_k}; {_loss_against_mean(sft)}.",
+        f"Stage 2 (item embeddings): {stages.embed.items} items, "
+        f"{stages.embed.items_per_second:.1f} items/s, {stages.embed_seconds:.0f} s.",
+        *(transmission_lines(stages.transmission) if stages.transmission else []),
         "This run's wall time per stage (cached stages take ~0 s): "
-        + ", ".join(f"{k} {v:.0f} s" for k, v in results["wall_seconds_this_run"].items())
+        + ", ".join(f"{k} {v:.0f} s" for k, v in results.wall_seconds_this_run.items())
         + ".",
     ]
     return "\n".join(lines)

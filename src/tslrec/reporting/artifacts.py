@@ -34,6 +34,14 @@ from tslrec.layout import (
 )
 from tslrec.llm.augment import load_item_embeddings
 from tslrec.llm.categories import LatentCategories
+from tslrec.records import (
+    CompareReport,
+    ComparisonRow,
+    Metrics,
+    ModelRecord,
+    RunResults,
+    SftStats,
+)
 from tslrec.training.checkpoint import MODEL_META, load_model
 
 
@@ -54,15 +62,15 @@ class ModelRun:
     seconds: float
 
     @classmethod
-    def load(cls, directory: Path, test: dict) -> ModelRun:
+    def load(cls, directory: Path, test: Metrics) -> ModelRun:
         """The model whose test metrics the run recorded as `test`, not one trained since."""
-        record = read_json(require(directory / RESULTS))
-        _same_training(directory, record["test"] == test)
+        record = ModelRecord.load(require(directory / RESULTS))
+        _same_training(directory, record.test == test)
         return cls(
             directory=directory,
             history=read_json(require(directory / HISTORY)),
             per_user=pl.read_parquet(require(directory / PER_USER)),
-            seconds=float(record["seconds"]),
+            seconds=float(record.seconds),
         )
 
 
@@ -87,15 +95,15 @@ class Comparison:
 
 @dataclass(frozen=True)
 class RunArtifacts:
-    results: dict
+    results: RunResults
     dataset: SequenceDataset
     comparisons: list[Comparison]
     categories: LatentCategories
-    sft: dict  # sft_stats.json: step_losses, epochs, seconds, ...
+    sft: SftStats  # the stage-1 directory's sft_stats.json
     stage0_items: np.ndarray  # (N, H) stage-0 SASRec item table, the one k-means clustered
     llm_items: np.ndarray  # (N, D) stage-2 LLM item embeddings
     stage0_dir: Path
-    comparison: dict | None = None  # `tslrec compare` on this run's config, where it ran
+    comparison: CompareReport | None = None  # `tslrec compare` on this run's config, if run
 
     def stage_costs(self) -> dict[str, float]:
         """Seconds each stage took when it was computed.
@@ -103,13 +111,13 @@ class RunArtifacts:
         They come from the stage records, not results.json's wall times, which are ~0 for stages
         a rerun found cached. The plain SASRec is the stage-0 model, so it is counted once.
         """
-        stages = self.results["stages"]
+        stages = self.results.stages
         costs = {
-            f"stage 0: SASRec (= plain {STAGE0_BACKBONE})": self.results["stage0"]["seconds"],
-            "stage 1: k-means categories": stages["categories_seconds"],
-            "stage 1: LLM load": stages["llm_load_seconds"],
-            "stage 1: SFT": stages["sft"]["seconds"],  # also when stage 2 reused it
-            "stage 2: item embeddings": stages["embed_seconds"],
+            f"stage 0: SASRec (= plain {STAGE0_BACKBONE})": self.results.stage0.seconds,
+            "stage 1: k-means categories": stages.categories_seconds,
+            "stage 1: LLM load": stages.llm_load_seconds,
+            "stage 1: SFT": stages.sft.seconds,  # also when stage 2 reused it
+            "stage 2: item embeddings": stages.embed_seconds,
         }
         for c in self.comparisons:
             if c.plain.directory != self.stage0_dir:
@@ -123,15 +131,15 @@ def model_dir(root: Path, recorded: str) -> Path:
     return root / MODELS / Path(recorded).name
 
 
-def _comparisons(root: Path, rows: list[dict]) -> list[Comparison]:
+def _comparisons(root: Path, rows: list[ComparisonRow]) -> list[Comparison]:
     if not rows:
         raise TslrecError(f"{root / RESULTS}: no plain-vs-enhanced rows (no enhanced models)")
     return [
         Comparison(
-            backbone=row["backbone"],
-            mode=row["mode"],
-            plain=ModelRun.load(model_dir(root, row["plain_dir"]), row["plain"]),
-            enhanced=ModelRun.load(model_dir(root, row["enhanced_dir"]), row["enhanced"]),
+            backbone=row.backbone,
+            mode=row.mode,
+            plain=ModelRun.load(model_dir(root, row.plain_dir), row.plain),
+            enhanced=ModelRun.load(model_dir(root, row.enhanced_dir), row.enhanced),
         )
         for row in rows
     ]
@@ -140,28 +148,28 @@ def _comparisons(root: Path, rows: list[dict]) -> list[Comparison]:
 def load_run(root: Path) -> RunArtifacts:
     """Read results.json and every artifact the report draws from; fail early and by name."""
     root = Path(root)
-    results = read_json(require(root / RESULTS))
-    stages = results["stages"]
-    stage1 = stage1_dir(root, stages["stage1_key"])
+    results = RunResults.load(require(root / RESULTS))
+    stages = results.stages
+    stage1 = stage1_dir(root, stages.stage1_key)
     stage0_dir = root / MODELS / STAGE0_BACKBONE
-    stage0 = read_json(require(stage0_dir / RESULTS))
-    _same_training(stage0_dir, stage0["best_epoch"] == results["stage0"]["best_epoch"])
+    stage0 = ModelRecord.load(require(stage0_dir / RESULTS))
+    _same_training(stage0_dir, stage0.best_epoch == results.stage0.best_epoch)
     best = restore_interrupted(stage0_dir / BEST)
     stage0_model, _ = load_model(require(best / MODEL_META).parent)
-    llm_table, _ = load_item_embeddings(embeddings_path(root, stages["stage2_key"]))
+    llm_table, _ = load_item_embeddings(embeddings_path(root, stages.stage2_key))
     return RunArtifacts(
         results=results,
         dataset=SequenceDataset.load(root / DATA),
-        comparisons=_comparisons(root, results["rows"]),
+        comparisons=_comparisons(root, results.rows),
         categories=LatentCategories.load(stage1 / CATEGORIES),
-        sft=read_json(require(stage1 / SFT / SFT_STATS)),
+        sft=SftStats.load(require(stage1 / SFT / SFT_STATS)),
         stage0_items=stage0_model.item_embeddings().numpy(),
         llm_items=llm_table[1:].float().numpy(),
         stage0_dir=stage0_dir,
-        comparison=_comparison(root, results["dataset"]),
+        comparison=_comparison(root, results.dataset),
     )
 
 
-def _comparison(root: Path, dataset: str) -> dict | None:
+def _comparison(root: Path, dataset: str) -> CompareReport | None:
     path = comparison_dir(root, dataset) / COMPARISON
-    return read_json(path) if path.is_file() else None
+    return CompareReport.load(path) if path.is_file() else None

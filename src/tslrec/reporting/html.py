@@ -132,7 +132,7 @@ def _results_section(run: RunArtifacts) -> Section:
     )
     header, body = views_table(run.results)
     if body:  # the tail targets and the sampled protocol, beside full ranking
-        rule = run.results.get("tail_rule", "the tail rule")
+        rule = run.results.tail_rule or "the tail rule"
         intro += f" The second table splits the test users by target (tail: {rule}) and ranks "
         intro += "each target among its sampled negatives too."
         table += html_table(header, body, text_columns=2)
@@ -143,13 +143,13 @@ def _comparison_section(run: RunArtifacts) -> Section | None:
     """`tslrec compare`'s table and verdict, where it ran on this run's config."""
     if run.comparison is None:
         return None
-    header, body = compare_cells(run.comparison["rows"])
+    header, body = compare_cells(run.comparison.rows)
     return Section(
         "Is the LLM worth it? TSLRec against controls",
         "The same backbones enhanced with tables of TSLRec's shape without the LLM's "
         "contribution (the untuned LLM, a seeded random table, the k-means categories), through "
         "the same path; paired t-tests over users against plain and against the control best "
-        f"on validation. Verdict: {run.comparison['verdict']}",
+        f"on validation. Verdict: {run.comparison.verdict}",
         [],
         html_table(header, body, text_columns=2),
     )
@@ -168,9 +168,9 @@ def _training_section(run: RunArtifacts) -> Section:
             ),
             Plot(
                 "sft_loss",
-                figures.sft_loss(sft["step_losses"], sft["epochs"]),
-                f"Stage-1 {sft['level']}-level fine-tuning: {sft['samples']} samples, "
-                f"{sft['steps']} optimizer steps in {sft['epochs']} epoch(s); dotted lines end "
+                figures.sft_loss(sft.step_losses, sft.epochs),
+                f"Stage-1 {sft.level}-level fine-tuning: {sft.samples} samples, "
+                f"{sft.steps} optimizer steps in {sft.epochs} epoch(s); dotted lines end "
                 "epochs.",
             ),
         ],
@@ -203,28 +203,28 @@ def _categories_section(run: RunArtifacts) -> Section:
 
 def _transmission_section(run: RunArtifacts) -> Section | None:
     """What stage 1 got through to stage 2 (`tslrec.llm.transmission`), where the run has it."""
-    diagnostics = run.results["stages"].get("transmission")
-    if not diagnostics:
+    diagnostics = run.results.stages.transmission
+    if diagnostics is None:
         return None
     majority = float(run.categories.counts.max() / run.categories.counts.sum())
     bars: dict[str, tuple[float, float]] = {}
     rows = []
-    if head := diagnostics.get("head_one_item"):
-        bars["head top-1, one-item prompts"] = (head["top1"], head["majority_rate"])
-        bars["head top-5, one-item prompts"] = (head["top5"], head["top5_chance"])
-    for name, probe in diagnostics.get("probes", {}).items():
+    if head := diagnostics.head_one_item:
+        bars["head top-1, one-item prompts"] = (head.top1, head.majority_rate)
+        bars["head top-5, one-item prompts"] = (head.top5, head.top5_chance)
+    for name, probe in diagnostics.probes.items():
         label = name.replace("stage0_", "stage 0 ").replace("stage2_", "stage 2 ")
         label = label.replace("llm_before_sft", "LLM before SFT")
-        for kind in ("linear", "knn"):
-            bars[f"{label}: {kind} probe"] = (probe[kind], majority)
+        bars[f"{label}: linear probe"] = (probe.linear, majority)
+        bars[f"{label}: knn probe"] = (probe.knn, majority)
     for name, (value, floor) in bars.items():
         rows.append([name, f"{value:.1%}", f"{floor:.1%}"])
-    if held := diagnostics.get("heldout"):
+    if held := diagnostics.heldout:
         rows.append(
             [
-                f"held-out loss ({held['users']} users)",
-                f"{held['loss']:.4g}",
-                f"{held['mean_target_loss']:.4g}",
+                f"held-out loss ({held.users} users)",
+                f"{held.loss:.4g}",
+                f"{held.mean_target_loss:.4g}",
             ]
         )
     return Section(
@@ -309,10 +309,10 @@ def build_sections(run: RunArtifacts) -> list[Section]:
 
 def _header(run: RunArtifacts) -> tuple[str, str]:
     """The page heading (HTML) and the plain title for <title>."""
-    results, stats = run.results, run.results["dataset_stats"]
-    title = f"TSLRec on {results['dataset']}"
+    results, stats = run.results, run.results.dataset_stats
+    title = f"TSLRec on {results.dataset}"
     meta = (
-        f"LLM {results['llm']}; {results['protocol']}; {stats['users']:,} users, "
+        f"LLM {results.llm}; {results.protocol}; {stats['users']:,} users, "
         f"{stats['items']:,} items, {stats['interactions']:,} interactions."
     )
     return f"<h1>{html.escape(title)}</h1><p class=meta>{html.escape(meta)}</p>", title
