@@ -31,7 +31,7 @@ def main() -> None:
         "prompt_rendering": cfg.prompt.rendering,
         "sft": cfg.sft.model_dump(mode="json"),
         "features": cfg.augment.features,
-        "transmission": stages.transmission.to_json() if stages.transmission else None,
+        "transmission": stages.transmission.to_json(),
         "sft_samples": sft.samples,
         "sft_seconds": sft.seconds,
         "sft_seconds_per_epoch": sft.seconds_per_epoch,

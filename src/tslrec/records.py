@@ -111,8 +111,8 @@ class ModelRecord(Record):
     seconds_per_epoch: float
     peak_memory_mb: float
     settings_key: str
-    processes: int = 1  # train.batch_size is per process; 1 in records of earlier versions
-    git_commit: str | None = None  # the code that trained it; None in earlier records
+    processes: int  # train.batch_size is per process
+    git_commit: str | None  # the code that trained it; None outside a git checkout
     item_embedding: dict[str, Any] | None = None  # the enhanced embedding's spec
     stage2: str | None = None  # the key of the table the enhanced backbone was given
 
@@ -128,8 +128,6 @@ class SftStats(Record):
     """`sft/sft_stats.json` in a stage-1 directory: what fine-tuning cost and how its loss went
     (all epochs, including resumed ones)."""
 
-    OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"mean_target_loss"})
-
     level: str
     samples: int
     epochs: int
@@ -140,9 +138,8 @@ class SftStats(Record):
     epoch_losses: list[float] = Field(default_factory=list)
     resumed_from_epoch: int = 0
     # The loss of predicting the samples' mean target for every sample: what the epoch losses
-    # must beat for the LLM to have learned anything about individual users. None in stage-1
-    # records of versions that did not measure it.
-    mean_target_loss: float | None = None
+    # must beat for the LLM to have learned anything about individual users.
+    mean_target_loss: float
 
 
 class EmbedStats(Record):
@@ -199,8 +196,6 @@ class StageStats(Record):
     """`stages.json` beside stage 2's table: the statistics of stages 1 and 2, and the keys
     that name their directories."""
 
-    OMIT_WHEN_NONE: ClassVar[frozenset[str]] = frozenset({"transmission"})
-
     stage1_key: str
     stage2_key: str
     categories_k: int
@@ -214,7 +209,7 @@ class StageStats(Record):
     sft_seconds: float
     embed_seconds: float
     embed: EmbedStats
-    transmission: Transmission | None = None  # None in stage records of earlier versions
+    transmission: Transmission
     diagnostics_seconds: float
     memory: MemoryFigures  # what stages 1-2 took together
 

@@ -457,8 +457,6 @@ def run_tslrec(cfg: Config, progress: bool = True) -> RunResults:
 def _loss_against_mean(sft: SftStats) -> str:
     """The last epoch's training loss next to the loss of predicting the mean target."""
     last = f"last-epoch loss {sft.epoch_losses[-1]:.3g}"
-    if sft.mean_target_loss is None:  # stage 1 cached by a version that did not record it
-        return last
     return f"{last}, against {sft.mean_target_loss:.3g} for the mean target"
 
 
@@ -496,7 +494,7 @@ def results_markdown(results: RunResults) -> str:
         f"K = {stages.categories_k}; {_loss_against_mean(sft)}.",
         f"Stage 2 (item embeddings): {stages.embed.items} items, "
         f"{stages.embed.items_per_second:.1f} items/s, {stages.embed_seconds:.0f} s.",
-        *(transmission_lines(stages.transmission) if stages.transmission else []),
+        *transmission_lines(stages.transmission),
         "This run's wall time per stage (cached stages take ~0 s): "
         + ", ".join(f"{k} {v:.0f} s" for k, v in results.wall_seconds_this_run.items())
         + ".",
