@@ -9,12 +9,12 @@ inspection; an existing non-empty one is refused, so that no stage comes from a 
 the LLM's converted weights under `llm.cache_dir` (cache/llm/) are reused, as by any `make
 demo` after the first; the JSON says whether they were there. It times the whole command and
 reads each stage's seconds from the run's own records: results.json's wall times, stage 0's
-and every downstream model's history.json, stages.json beside stage 2's table and the SFT's
+and every downstream model's results.json, stages.json beside stage 2's table and the SFT's
 sft_stats.json; what no record covers (interpreter start, imports, printing) is the whole
 command's time less the stages'.
 The backbones part (`--no-backbones` skips it) trains each plain backbone in memory on the same
-config once per seed and records its best epoch, its seconds to that epoch (the epochs' seconds
-in history, each epoch's validation included, up to the best), its total seconds and its valid
+config once per seed and records its best epoch, its seconds to that epoch (as the trainer
+records them: each epoch's training and validation, up to the best), its total seconds and its valid
 and test NDCG@10. `--baseline` takes an earlier speed JSON, measured before a speed-up on the
 same machine, as the reference for the backbones' seconds to best.
 Figures are set against issue #19's reference figures: the ratio is reference / measured (above
@@ -40,7 +40,6 @@ from common import arguments, machine, publish, result_name
 from tslrec.config import BACKBONE_NAMES, Config, load_config
 from tslrec.io import read_json
 from tslrec.layout import (
-    HISTORY,
     MODELS,
     RESULTS,
     SFT,
@@ -53,6 +52,7 @@ from tslrec.layout import (
 from tslrec.pipeline.train import load_dataset
 from tslrec.provenance import git_commit
 from tslrec.recommender import Recommender
+from tslrec.records import ModelRecord
 
 # Issue #19's reference figures: a fresh clone on a 2-core AMD EPYC, configs/ml-100k.yaml.
 REFERENCE_DEMO_SECONDS = 792.0  # `make demo` after set-up: 13 min 12 s
@@ -101,32 +101,18 @@ def _run_demo(args, run_dir: Path) -> tuple[float, Path, list[str]]:
     return seconds, log, command
 
 
-def _history_figures(directory: Path) -> dict:
-    """A trained model's epochs from its history.json: the best (highest validation NDCG@10,
-    the first of equals, as the trainer keeps it), the seconds up to it and in all."""
-    history = read_json(directory / HISTORY)
-    valid = [h[f"valid_{METRIC}"] for h in history]
-    best, best_valid = 0, float("-inf")
-    for epoch, value in enumerate(valid, 1):
-        if value > best_valid:  # as the trainer keeps it: a NaN never counts
-            best, best_valid = epoch, value
-    seconds = [h["seconds"] for h in history]
-    return {
-        "best_epoch": best,
-        "epochs_run": len(history),
-        "seconds": sum(seconds),
-        "seconds_to_best": sum(seconds[:best]),
-        "seconds_per_epoch": sum(seconds) / max(len(seconds), 1),
-        f"best_valid_{METRIC}": best_valid if best else None,
-    }
-
-
 def _model(directory: Path) -> dict:
-    record = read_json(directory / RESULTS)
+    """A trained model's epochs, seconds and NDCG@10, as its results.json records them."""
+    record = ModelRecord.load(directory / RESULTS)
     return {
         "dir": directory.name,
-        **_history_figures(directory),
-        f"test_{METRIC}": record["test"][METRIC],
+        "best_epoch": record.best_epoch,
+        "epochs_run": record.epochs_run,
+        "seconds": record.seconds,
+        "seconds_to_best": record.seconds_to_best,
+        "seconds_per_epoch": record.seconds_per_epoch,
+        f"best_valid_{METRIC}": record.best_valid_ndcg,
+        f"test_{METRIC}": record.test[METRIC],
     }
 
 
@@ -210,7 +196,6 @@ def _backbone_rows(cfg: Config, backbones: list[str], seeds: list[int]) -> list[
             test = face.evaluate("test")
             wall = time.perf_counter() - start
             result = face.result
-            seconds = [h["seconds"] for h in result.history]
             rows.append(
                 {
                     "backbone": backbone,
@@ -218,8 +203,8 @@ def _backbone_rows(cfg: Config, backbones: list[str], seeds: list[int]) -> list[
                     "best_epoch": result.best_epoch,
                     "epochs_run": result.epochs_run,
                     # each epoch's training and validation, up to the best epoch's validation
-                    "seconds_to_best": sum(seconds[: result.best_epoch]),
-                    "seconds": sum(seconds),
+                    "seconds_to_best": result.seconds_to_best,
+                    "seconds": result.seconds,
                     "seconds_per_epoch": result.seconds_per_epoch,
                     "wall_seconds": wall,  # with set-up and the test evaluation
                     f"valid_{METRIC}": result.best_valid,
