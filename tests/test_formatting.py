@@ -48,11 +48,7 @@ def test_a_summary_row_reads_as_the_numbers_it_holds():
 
 def test_an_experiment_from_another_machine_says_which_on_the_results_page():
     """Figures from a CPU without AMX differ in speed and in their random streams."""
-    spec = importlib.util.spec_from_file_location(
-        "results_page", Path(__file__).parents[1] / "benchmarks" / "results_page.py"
-    )
-    page = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(page)
+    page = _results_page()
     experiment = {"experiment": "e", "llm": "m", "mode": "fusion", "seeds": [42], "grid": None}
     experiment |= {"summary": [_summary_row()], "stages": []}
     reference = "x86_64, 2 threads"
@@ -65,6 +61,34 @@ def test_an_experiment_from_another_machine_says_which_on_the_results_page():
     assert heading(experiment | {"machine": "x86_64 AMD EPYC, 2 threads"}) == (
         "## TSLRec vs plain: experiment e (m, fusion, seeds [42]) (on x86_64 AMD EPYC, 2 threads)"
     )
+
+
+def _results_page():
+    spec = importlib.util.spec_from_file_location(
+        "results_page", Path(__file__).parents[1] / "benchmarks" / "results_page.py"
+    )
+    page = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(page)
+    return page
+
+
+def test_the_transmission_overview_shows_the_enhanced_backbone_where_one_was_trained():
+    def run(overrides: list[str], top1: float, downstream: dict | None = None) -> dict:
+        probes = {"stage0_sasrec": {"linear": 0.892}, "stage2_hidden": {"linear": 0.5}}
+        t = {"dataset": "d", "prompt_rendering": "id_token", "overrides": overrides}
+        t |= {"sft": {"batch_size": 8}, "sft_samples": 20, "sft_seconds_per_epoch": [10.0, 12.0]}
+        t["transmission"] = {"head_one_item": {"top1": top1, "top5": 0.9}, "probes": probes}
+        return t | ({"downstream": downstream} if downstream else {})
+
+    figures = {"backbone": "sasrec", "mode": "fusion"}
+    figures |= {"plain": {"valid_NDCG@10": 0.08114, "test_NDCG@10": 0.06712}}
+    figures |= {"enhanced": {"valid_NDCG@10": 0.08171, "test_NDCG@10": 0.06749}}
+    lines = _results_page()._transmission_overview([run(["x=1"], 0.5, figures), run([], 0.194)])
+    assert "plain sasrec: 0.0811 / 0.0671." in lines[4]
+    rows = [line for line in lines if line.startswith("| id_token")]
+    # no overrides sort first; 20 samples in batches of 8 are 3 steps an epoch, 2 epochs
+    assert rows[0] == "| id_token | defaults | 89.2% | 6 | 19.4% | 90.0% | 50.0% |  | 11 |  |"
+    assert rows[1].endswith("| 11 | 0.0817 / 0.0675 |")
 
 
 def _summary_row() -> dict:
