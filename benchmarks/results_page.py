@@ -274,7 +274,7 @@ def _plain_line(runs: list[dict]) -> list[str]:
         return []
     plain = down["plain"]
     return [
-        f"Enhanced column: {down['backbone']} ({down['mode']}) trained on the row's table, best "
+        f"Enhanced column: {down['backbone']} trained on the row's table, best "
         f"validation / test NDCG@10; plain {down['backbone']}: {plain['valid_NDCG@10']:.4f} / "
         f"{plain['test_NDCG@10']:.4f}. Settings are chosen on validation.",
         "",

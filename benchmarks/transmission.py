@@ -9,7 +9,7 @@ top-1 / top-5 on one-item prompts against each item's latent category, the linea
 probes on stage 0's table, on the LLM before fine-tuning and on the stage-2 table, the held-out
 users' loss against the mean target, and the SFT wall time. It is how the SFT options are
 compared quickly, before the backbones are trained on a table. With `--backbone` it also trains
-(or takes from the caches) that backbone plain and enhanced on the table, and records both one's
+(or takes from the caches) that backbone plain and enhanced on the table, and records each one's
 best validation NDCG@10 (what settings are chosen on) and test NDCG@10: the ablation's last
 columns.
 Writes benchmarks/results/transmission-<dataset>[-<overrides>].json and prints it.
