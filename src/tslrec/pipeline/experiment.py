@@ -126,7 +126,7 @@ def _variant_rows(cell: dict, row: ComparisonRow) -> list[dict]:
                 "seconds_to_best": record.seconds_to_best,
                 "seconds_per_epoch": record.seconds_per_epoch,
                 "model_dir": model_dir,
-                # the code that trained it; None for models trained before this was recorded
+                # the code that trained it; None when trained outside a git checkout
                 "trained_commit": record.git_commit,
             }
         )
