@@ -23,16 +23,17 @@ from tslrec.config import load_config
 from tslrec.io import read_json
 from tslrec.layout import BEST, HISTORY, RUN_CONFIG
 from tslrec.pipeline.train import load_dataset
+from tslrec.records import EpochRecord, TrainingHistory
 from tslrec.training.checkpoint import load_model
 from tslrec.training.trainer import mean_training_loss
 
 SPANS = ((1, 5), (6, 20), (21, 60), (61, None))  # epochs, 1-based and inclusive
 
 
-def loss_gaps(plain: list[dict], enhanced: list[dict]) -> dict[str, float | str]:
+def loss_gaps(plain: list[EpochRecord], enhanced: list[EpochRecord]) -> dict[str, float | str]:
     """Mean (enhanced - plain) logged loss per span of the epochs both trained."""
     both = min(len(plain), len(enhanced))
-    gap = np.array([enhanced[i]["loss"] - plain[i]["loss"] for i in range(both)])
+    gap = np.array([enhanced[i].loss - plain[i].loss for i in range(both)])
     spans: dict[str, float | str] = {}
     for first, last in SPANS:
         last = both if last is None else min(last, both)
@@ -61,7 +62,8 @@ def main() -> None:
     for seed, backbone in sorted({(seed, backbone) for seed, backbone, _ in runs}):
         dirs = {v: Path(runs[(seed, backbone, v)]) for v in ("plain", "enhanced")}
         row = {"seed": seed, "backbone": backbone}
-        row["loss_gap"] = loss_gaps(*(read_json(dirs[v] / HISTORY) for v in ("plain", "enhanced")))
+        histories = (TrainingHistory.load(dirs[v] / HISTORY).root for v in ("plain", "enhanced"))
+        row["loss_gap"] = loss_gaps(*histories)
         for variant, directory in dirs.items():
             model, _ = load_model(directory / BEST)
             train_cfg = load_config(directory / RUN_CONFIG).train

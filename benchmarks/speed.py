@@ -42,17 +42,12 @@ from tslrec.io import read_json
 from tslrec.layout import (
     MODELS,
     RESULTS,
-    SFT,
-    SFT_STATS,
     STAGE0_BACKBONE,
-    STAGES,
-    embeddings_path,
-    stage1_dir,
 )
 from tslrec.pipeline.train import load_dataset
 from tslrec.provenance import git_commit
 from tslrec.recommender import Recommender
-from tslrec.records import ModelRecord
+from tslrec.records import ModelRecord, RunResults
 
 # Issue #19's reference figures: a fresh clone on a 2-core AMD EPYC, configs/ml-100k.yaml.
 REFERENCE_DEMO_SECONDS = 792.0  # `make demo` after set-up: 13 min 12 s
@@ -121,11 +116,9 @@ def _demo_figures(args, run_dir: Path, cfg: Config) -> dict:
     llm_cache = Path(cfg.llm.cache_dir) / cfg.llm.model
     cache_before = llm_cache.is_dir()
     seconds, log, command = _run_demo(args, run_dir)
-    results = read_json(run_dir / RESULTS)
-    walls = results["wall_seconds_this_run"]  # data, stage0_sasrec, stage1_2_llm, downstream
-    key1, key2 = results["stages"]["stage1_key"], results["stages"]["stage2_key"]
-    stages = read_json(embeddings_path(run_dir, key2).parent / STAGES)
-    sft = read_json(stage1_dir(run_dir, key1) / SFT / SFT_STATS)
+    results = RunResults.load(run_dir / RESULTS)
+    walls = results.wall_seconds_this_run  # data, stage0_sasrec, stage1_2_llm, downstream
+    stages, sft = results.stages, results.stages.sft
     stage0_dir = run_dir / MODELS / STAGE0_BACKBONE
     stage0 = _model(stage0_dir)
     parts = (
@@ -136,18 +129,19 @@ def _demo_figures(args, run_dir: Path, cfg: Config) -> dict:
         "embed_seconds",
         "diagnostics_seconds",
     )
-    llm_parts = {p: stages[p] for p in parts}
+    llm_parts = {p: getattr(stages, p) for p in parts}
     trainings = []
-    for row in results["rows"]:
+    for row in results.rows:
         for variant in ("plain", "enhanced"):
-            directory = run_dir / MODELS / Path(row[f"{variant}_dir"]).name
+            directory = run_dir / MODELS / Path(getattr(row, f"{variant}_dir")).name
             trained_here = directory != stage0_dir  # the plain SASRec is stage 0's model
+            wall = getattr(row, f"{variant}_train_seconds") if trained_here else 0.0
             trainings.append(
                 {
-                    "backbone": row["backbone"],
+                    "backbone": row.backbone,
                     "variant": variant,
                     **_model(directory),
-                    "wall_seconds": row[f"{variant}_train_seconds"] if trained_here else 0.0,
+                    "wall_seconds": wall,
                     "trained_in": "downstream" if trained_here else "stage 0",
                 }
             )
@@ -163,15 +157,15 @@ def _demo_figures(args, run_dir: Path, cfg: Config) -> dict:
         "unrecorded_seconds": seconds - sum(walls.values()),  # start-up, imports, printing
         "stage0": {
             **stage0,
-            "recorded_seconds": results["stage0"]["seconds"],  # results.md's stage 0 line
+            "recorded_seconds": results.stage0.seconds,  # results.md's stage 0 line
             "wall_seconds": walls["stage0_sasrec"],  # with its test evaluation
         },
         "stage1_2": {
             **llm_parts,
-            "sft_fine_tune_seconds": sft["seconds"],  # sft_stats.json; sft_seconds adds samples
-            "sft_seconds_per_epoch": sft["seconds_per_epoch"],
-            "sft_samples": sft["samples"],
-            "sft_steps": sft["steps"],
+            "sft_fine_tune_seconds": sft.seconds,  # sft_stats.json; sft_seconds adds samples
+            "sft_seconds_per_epoch": sft.seconds_per_epoch,
+            "sft_samples": sft.samples,
+            "sft_steps": sft.steps,
             "wall_seconds": walls["stage1_2_llm"],
             # the stage-2 read-out, file writes and memory sampling: timed by no record
             "unrecorded_seconds": walls["stage1_2_llm"] - sum(llm_parts.values()),

@@ -21,6 +21,7 @@ from tslrec.records import (
     SftStats,
     StageStats,
     TableStats,
+    TrainingHistory,
 )
 
 TEST = {"split": "test", "protocol": "full", "mask_seen": False, "NDCG@10": 0.1, "HR@10": 0.2}
@@ -227,3 +228,22 @@ def test_a_missing_or_damaged_record_file_is_an_error_naming_it(tmp_path: Path) 
     (tmp_path / "sft_stats.json").write_text('{"level": ')
     with pytest.raises(TslrecError, match=re.escape(f"{tmp_path / 'sft_stats.json'}: not valid")):
         SftStats.load(tmp_path / "sft_stats.json")
+
+
+def test_a_training_history_is_a_json_list_of_epochs_read_back_as_written(tmp_path: Path) -> None:
+    epochs = [
+        {"epoch": 1, "loss": 9.5, "valid_NDCG@10": 0.01, "seconds": 2.0},
+        {"epoch": 2, "loss": 8.25, "valid_NDCG@10": float("nan"), "seconds": 2.5},
+    ]
+    path = tmp_path / "history.json"
+    path.write_text(json.dumps(epochs, indent=2) + "\n")  # as the trainer wrote its dicts
+    history = TrainingHistory.load(path)
+    assert [e.epoch for e in history.root] == [1, 2] and history.root[0].valid_ndcg == 0.01
+    assert math.isnan(history.root[1].valid_ndcg)  # a diverged epoch is kept as it was
+    before = path.read_text()
+    history.save(path)
+    assert path.read_text() == before
+    _write(path, [{**epochs[0], "valid_NDCG@10": "high"}])
+    expected = f"{path}: not a valid TrainingHistory (0.valid_NDCG@10:"
+    with pytest.raises(TslrecError, match=re.escape(expected)):
+        TrainingHistory.load(path)

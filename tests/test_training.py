@@ -62,7 +62,7 @@ def test_training_is_deterministic_and_resumes_to_the_same_result(cyclic):
     (tmp_path / "c" / "state").rename(tmp_path / "c" / ".state.previous")
     assert epochs_done(tmp_path / "c") == 2
     _, resumed = run(tmp_path / "c", 4)
-    losses = lambda r: [h["loss"] for h in r.history]  # noqa: E731
+    losses = lambda r: [h.loss for h in r.history]  # noqa: E731
     assert losses(full) == losses(again)
     assert losses(resumed) == pytest.approx(losses(full), rel=1e-6)
     assert json.loads((tmp_path / "c" / "history.json").read_text())[-1]["epoch"] == 4
@@ -82,7 +82,7 @@ def test_training_without_a_directory_writes_nothing_and_learns_the_same(cyclic,
         result = fit(models[-1], ds, cfg.train, cfg.eval, out, progress=False)
     assert result.checkpoint is None and not any((tmp_path / "empty").iterdir())
     on_disk = json.loads((tmp_path / "on-disk" / "history.json").read_text())
-    assert [h["loss"] for h in result.history] == [h["loss"] for h in on_disk]
+    assert [h.loss for h in result.history] == [h["loss"] for h in on_disk]
     trained = [model.state_dict() for model in models]
     assert all(torch.equal(trained[0][name], trained[1][name]) for name in trained[0])
 

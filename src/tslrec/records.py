@@ -18,12 +18,13 @@ Kept free of everything in tslrec above `io` and `errors`, so any layer can impo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     ValidationError,
@@ -32,6 +33,8 @@ from pydantic import (
 
 from tslrec.errors import TslrecError
 from tslrec.io import read_json, write_json
+
+R = TypeVar("R", bound=BaseModel)
 
 # A test evaluation's summary (`tslrec.evaluation.evaluator.EvalResult.summary`): split,
 # protocol and mask_seen, then each metric by name ("NDCG@10", "tail_HR@5", "tail_users", ...).
@@ -70,23 +73,32 @@ class Record(BaseModel):
     def from_json(cls, data: Any, source: str | Path) -> Self:
         """The record in `data`, parsed JSON from `source`; a TslrecError naming `source` and
         the first field that is missing, unknown or of the wrong type."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or "the top level"
-            raise TslrecError(
-                f"{source}: not a valid {cls.__name__} ({field}: {first['msg'].lower()}); "
-                "it was written by another version of tslrec or damaged: delete it to recompute"
-            ) from None
+        return _validate(cls, data, source)
 
     @classmethod
     def load(cls, path: str | Path) -> Self:
         """Read the record `save` wrote to `path`; a TslrecError naming the file when it is
         missing, not JSON, or not this record."""
-        if not Path(path).is_file():
-            raise TslrecError(f"{path}: missing")
-        return cls.from_json(read_json(path), path)
+        return _validate(cls, _read(path), path)
+
+
+def _read(path: str | Path) -> Any:
+    if not Path(path).is_file():
+        raise TslrecError(f"{path}: missing")
+    return read_json(path)
+
+
+def _validate(cls: type[R], data: Any, source: str | Path) -> R:
+    """`cls` validated from `data`, or a TslrecError naming `source` and the first bad field."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "the top level"
+        raise TslrecError(
+            f"{source}: not a valid {cls.__name__} ({field}: {first['msg'].lower()}); "
+            "it was written by another version of tslrec or damaged: delete it to recompute"
+        ) from None
 
 
 class ModelRecord(Record):
@@ -115,6 +127,31 @@ class ModelRecord(Record):
     git_commit: str | None  # the code that trained it; None outside a git checkout
     item_embedding: dict[str, Any] | None = None  # the enhanced embedding's spec
     stage2: str | None = None  # the key of the table the enhanced backbone was given
+
+
+class EpochRecord(Record):
+    """One trained epoch (`tslrec.training.trainer.TrainState.end_epoch`)."""
+
+    epoch: int  # 1-based
+    loss: float  # the mean training loss over the epoch's batches
+    valid_ndcg: float = Field(alias="valid_NDCG@10")  # what early stopping reads
+    seconds: float  # training and validation
+
+
+class TrainingHistory(RootModel[list[EpochRecord]]):
+    """`models/<tag>/history.json`: every epoch trained so far, in order (the report's training
+    curves). Rewritten after each epoch; a JSON list, so a plot or a notebook reads it as is."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def save(self, path: str | Path) -> None:
+        """Write the history to `path` atomically."""
+        write_json(path, self.model_dump(by_alias=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read the history `save` wrote; a TslrecError naming the file and the bad field."""
+        return _validate(cls, _read(path), path)
 
 
 class MemoryFigures(Record):

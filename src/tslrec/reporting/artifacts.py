@@ -15,7 +15,7 @@ import polars as pl
 
 from tslrec.data.dataset import SequenceDataset
 from tslrec.errors import TslrecError
-from tslrec.io import read_json, restore_interrupted
+from tslrec.io import restore_interrupted
 from tslrec.layout import (
     BEST,
     CATEGORIES,
@@ -37,10 +37,12 @@ from tslrec.llm.categories import LatentCategories
 from tslrec.records import (
     CompareReport,
     ComparisonRow,
+    EpochRecord,
     Metrics,
     ModelRecord,
     RunResults,
     SftStats,
+    TrainingHistory,
 )
 from tslrec.training.checkpoint import MODEL_META, load_model
 
@@ -57,7 +59,7 @@ class ModelRun:
     """One trained backbone: per-epoch history, per-user test ranks and training seconds."""
 
     directory: Path
-    history: list[dict]
+    history: list[EpochRecord]
     per_user: pl.DataFrame
     seconds: float
 
@@ -68,7 +70,7 @@ class ModelRun:
         _same_training(directory, record.test == test)
         return cls(
             directory=directory,
-            history=read_json(require(directory / HISTORY)),
+            history=TrainingHistory.load(require(directory / HISTORY)).root,
             per_user=pl.read_parquet(require(directory / PER_USER)),
             seconds=float(record.seconds),
         )

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn.decomposition import PCA
 
+from tslrec.records import EpochRecord
 from tslrec.reporting.artifacts import Comparison
 from tslrec.reporting.breakdown import K
 from tslrec.training.trainer import VALID_METRIC
@@ -27,7 +28,7 @@ def _figure(height: float) -> Figure:
     return Figure(figsize=(WIDTH, height), layout="constrained")
 
 
-def _variants(c: Comparison) -> list[tuple[str, list[dict], str]]:
+def _variants(c: Comparison) -> list[tuple[str, list[EpochRecord], str]]:
     return [
         ("plain", c.plain.history, PLAIN_COLOR),
         (f"TSLRec ({c.mode})", c.enhanced.history, ENHANCED_COLOR),
@@ -38,13 +39,12 @@ def training_curves(comparisons: Sequence[Comparison]) -> Figure:
     """Loss and validation NDCG@10 per epoch; the dot marks the epoch whose weights were kept."""
     fig = _figure(2.6 * len(comparisons) + 0.4)
     axes = fig.subplots(len(comparisons), 2, squeeze=False)
-    metric = f"valid_{VALID_METRIC}"
     for (loss_ax, valid_ax), c in zip(axes, comparisons, strict=True):
         for label, history, color in _variants(c):
-            epochs = [h["epoch"] for h in history]
-            valid = [h[metric] for h in history]
+            epochs = [h.epoch for h in history]
+            valid = [h.valid_ndcg for h in history]
             best = int(np.argmax(valid))
-            loss_ax.plot(epochs, [h["loss"] for h in history], color=color, label=label)
+            loss_ax.plot(epochs, [h.loss for h in history], color=color, label=label)
             valid_ax.plot(epochs, valid, color=color, label=label)
             valid_ax.plot(epochs[best], valid[best], "o", color=color)
         loss_ax.set(title=f"{c.backbone}: training loss", ylabel="loss")

@@ -23,9 +23,10 @@ from tslrec.checkpointer import load_checkpoint, read_progress, save_checkpoint
 from tslrec.config import RUNTIME_FIELDS, EvalConfig, TrainConfig
 from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.evaluator import evaluate
-from tslrec.io import load_tensors, restore_interrupted, sweep_leftovers, write_json
+from tslrec.io import load_tensors, restore_interrupted, sweep_leftovers
 from tslrec.layout import BEST, HISTORY, TRAIN_STATE
 from tslrec.models import SequentialRecommender
+from tslrec.records import EpochRecord, TrainingHistory
 from tslrec.training.accelerator import stage_accelerator, wait_for_everyone
 from tslrec.training.batches import (
     causal_windows,
@@ -49,14 +50,14 @@ class TrainState:
     bad_epochs: int = 0
     seconds: float = 0.0
     seconds_to_best: float = 0.0
-    history: list[dict] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
 
     def end_epoch(self, loss: float, valid: float, seconds: float) -> bool:
         """Record a finished epoch; True if it is the best so far."""
         self.epoch += 1
         self.seconds += seconds
         self.history.append(
-            {"epoch": self.epoch, "loss": loss, f"valid_{VALID_METRIC}": valid, "seconds": seconds}
+            EpochRecord(epoch=self.epoch, loss=loss, valid_ndcg=valid, seconds=seconds)
         )
         if not valid > self.best_metric:  # a NaN never counts as an improvement
             self.bad_epochs += 1
@@ -75,7 +76,7 @@ class TrainResult:
     seconds_to_best: float
     seconds_per_epoch: float
     peak_memory_mb: float
-    history: list[dict]
+    history: list[EpochRecord]
     checkpoint: str | None  # the best checkpoint's directory; None when trained without one
 
 
@@ -168,7 +169,8 @@ def _resume_key(model: SequentialRecommender, dataset: SequenceDataset, cfg: Tra
 
 
 def _save_state(path: Path, model, optimizer, state: TrainState, key: dict) -> None:
-    save_checkpoint(path, key, asdict(state), {MODEL: model.state_dict()}, optimizer=optimizer)
+    progress = asdict(state) | {"history": [epoch.to_json() for epoch in state.history]}
+    save_checkpoint(path, key, progress, {MODEL: model.state_dict()}, optimizer=optimizer)
 
 
 def epochs_done(output_dir: Path) -> int:
@@ -185,7 +187,8 @@ def _load_state(path: Path, model, optimizer, key: dict) -> TrainState | None:
     if saved is None:
         return None
     model.load_state_dict(saved.tensors[MODEL])
-    return TrainState(**saved.progress)
+    history = [EpochRecord.from_json(e, path) for e in saved.progress["history"]]
+    return TrainState(**saved.progress | {"history": history})
 
 
 def fit(
@@ -247,7 +250,7 @@ def fit(
             if improved:
                 save_model(plain, output_dir / BEST, meta)
             _save_state(output_dir / TRAIN_STATE, plain, optimizer, state, key)
-            write_json(output_dir / HISTORY, state.history)
+            TrainingHistory(state.history).save(output_dir / HISTORY)
         bar.update(1)
         bar.set_postfix(
             loss=f"{epoch_loss:.4f}",
