@@ -18,6 +18,7 @@ import torch
 from common import arguments, machine, publish
 
 from tslrec.config import load_config, load_experiment, only_seeds
+from tslrec.layout import EXPERIMENT_SUMMARY
 from tslrec.pipeline.experiment import run_experiment
 
 STAGE_COSTS = ("stage0_seconds", "sft_samples", "sft_seconds", "embed_seconds")
@@ -34,7 +35,7 @@ def main() -> None:
     if args.seeds:
         exp = only_seeds(exp, args.seeds)
     runs = run_experiment(exp)
-    summary = pl.read_parquet(exp.output_dir / exp.name / "summary.parquet")
+    summary = pl.read_parquet(exp.output_dir / exp.name / EXPERIMENT_SUMMARY)
     cfg = load_config(exp.configs[0], exp.overrides)
     cells = runs.unique(["dataset", "grid_value"], maintain_order=True)
     figures = {

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import tslrec.checkpointer as checkpointer
+from tslrec import layout
 from tslrec.checkpointer import (
     Checkpoint,
     StaleCheckpoint,
@@ -91,7 +92,7 @@ def test_a_killed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypat
     real = checkpointer.save_tensors
 
     def killed_at_the_optimizer(path, tensors, metadata=None):
-        if path.name == checkpointer.OPTIMIZER:
+        if path.name == layout.CHECKPOINT_OPTIMIZER:
             raise KeyboardInterrupt  # the weights of the new state are already written
         real(path, tensors, metadata)
 

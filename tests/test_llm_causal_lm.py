@@ -6,6 +6,7 @@ import importlib.metadata
 
 import pytest
 
+from tslrec import layout
 from tslrec.config import LLMConfig
 from tslrec.errors import TslrecError
 from tslrec.io import write_json
@@ -31,7 +32,7 @@ def test_load_local_directory(tiny_lm, tmp_path) -> None:
 def test_builtin_name_uses_the_cache(tiny_lm, tmp_path, monkeypatch) -> None:
     _save_tiny(tiny_lm, tmp_path / "smollm2-135m")
     write_json(
-        tmp_path / "smollm2-135m" / causal_lm.CACHE_MARKER, {"format": causal_lm.CACHE_FORMAT}
+        tmp_path / "smollm2-135m" / layout.LLM_CACHE_MARKER, {"format": causal_lm.CACHE_FORMAT}
     )
 
     def no_gguf(name):  # a cache hit must never touch the GGUF file

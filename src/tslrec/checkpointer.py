@@ -32,10 +32,7 @@ from tslrec.io import (
     save_tensors,
     write_json,
 )
-
-RECORD = "progress.json"
-OPTIMIZER = "optimizer.safetensors"
-RNG = "rng.safetensors"
+from tslrec.layout import CHECKPOINT_OPTIMIZER, CHECKPOINT_PROGRESS, CHECKPOINT_RNG
 
 Tensors = Mapping[str, torch.Tensor]
 
@@ -77,7 +74,7 @@ def save_checkpoint(
     `key` (JSON) is what a later `load_checkpoint` must be given to resume it; `rng` keeps the
     random state of this moment, for a loop stopped part-way to go on drawing as it would have.
     """
-    if reserved := {group_file(g) for g in tensors} & {OPTIMIZER, RNG}:
+    if reserved := {group_file(g) for g in tensors} & {CHECKPOINT_OPTIMIZER, CHECKPOINT_RNG}:
         raise ValueError(f"tensor groups may not be named as the files {sorted(reserved)}")
     record: dict[str, Any] = {"resume_key": key, "groups": list(tensors), "progress": progress}
     with atomic_dir(path) as tmp:
@@ -85,17 +82,18 @@ def save_checkpoint(
             save_tensors(tmp / group_file(group), dict(named))
         if optimizer is not None:
             optimizer_state, record["optimizer"] = optimizer_tensors(optimizer)
-            save_tensors(tmp / OPTIMIZER, optimizer_state)
+            save_tensors(tmp / CHECKPOINT_OPTIMIZER, optimizer_state)
         if rng:
-            save_tensors(tmp / RNG, rng_state())
-        write_json(tmp / RECORD, record)
+            save_tensors(tmp / CHECKPOINT_RNG, rng_state())
+        write_json(tmp / CHECKPOINT_PROGRESS, record)
 
 
 def _record(path: str | Path) -> tuple[Path, dict[str, Any] | None]:
     """The checkpoint directory (put back if its replacement was cut short) and its record,
     None when there is no finished checkpoint."""
     path = restore_interrupted(path)
-    return path, read_json(path / RECORD) if (path / RECORD).is_file() else None
+    progress = path / CHECKPOINT_PROGRESS
+    return path, read_json(progress) if progress.is_file() else None
 
 
 def read_progress(path: str | Path) -> dict[str, Any] | None:
@@ -133,9 +131,9 @@ def load_checkpoint(
     if record.get("resume_key") != _normalised(key):
         raise StaleCheckpoint(path, what)
     if optimizer is not None:
-        restore_optimizer(optimizer, load_tensors(path / OPTIMIZER), record["optimizer"])
+        restore_optimizer(optimizer, load_tensors(path / CHECKPOINT_OPTIMIZER), record["optimizer"])
     tensors = {group: load_tensors(path / group_file(group)) for group in record["groups"]}
-    rng = load_tensors(path / RNG) if (path / RNG).is_file() else None
+    rng = load_tensors(path / CHECKPOINT_RNG) if (path / CHECKPOINT_RNG).is_file() else None
     return Checkpoint(record["progress"], tensors, rng)
 
 

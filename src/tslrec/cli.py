@@ -344,6 +344,7 @@ def experiment(
     from rich.markdown import Markdown
 
     from tslrec.config import load_experiment, only_seeds
+    from tslrec.layout import EXPERIMENT_RUNS, EXPERIMENT_SUMMARY_MD
     from tslrec.pipeline.experiment import run_experiment
 
     exp = load_experiment(config, set_)
@@ -352,8 +353,11 @@ def experiment(
     require_writable_dir(exp.output_dir, "output_dir")
     results = run_experiment(exp, progress=True)
     out = exp.output_dir / exp.name
-    console.print(Markdown((out / "summary.md").read_text()))  # written by run_experiment
-    console.print(f"{len(results)} runs in {out}/results.parquet (and .csv), summary in summary.md")
+    console.print(Markdown((out / EXPERIMENT_SUMMARY_MD).read_text()))  # by run_experiment
+    console.print(
+        f"{len(results)} runs in {out / EXPERIMENT_RUNS} (and .csv), "
+        f"summary in {EXPERIMENT_SUMMARY_MD}"
+    )
 
 
 @app.command()

@@ -1,5 +1,5 @@
-"""The file and directory names of a run's output, shared by the stages that write them and the
-report that reads them.
+"""Every file and directory name tslrec writes, shared by the modules that write them and the
+ones (the report, the CLI, the benchmarks) that read them.
 
 Kept free of everything else in tslrec, so any layer can import it: the names are part of the
 on-disk format, so changing one orphans every finished run.
@@ -34,7 +34,32 @@ CATEGORIES, SFT = "categories", "sft"  # the sub-directories of a stage-1 direct
 UNTUNED_EMBEDDINGS = "untuned_item_embeddings.safetensors"
 
 
-COMPARISON = "compare.json"  # `tslrec compare`'s rows and verdict, beside compare.md
+# inside a checkpoint (`tslrec.training.checkpoint`): the weights and the model's settings
+MODEL_FILE, MODEL_META = "model.safetensors", "model.json"
+# inside a resumable state (`tslrec.checkpointer`): progress, optimizer and RNG states
+CHECKPOINT_PROGRESS = "progress.json"
+CHECKPOINT_OPTIMIZER = "optimizer.safetensors"
+CHECKPOINT_RNG = "rng.safetensors"
+
+# a prepared dataset's directory (`DATA`, `tslrec.data.prepare`)
+MANIFEST = "manifest.json"
+INTERACTIONS, USERS, ITEMS = "interactions.parquet", "users.parquet", "items.parquet"
+NEGATIVES = "negatives.parquet"
+
+# a stage-1 `categories/`: the k-means centroids and assignments, and their settings
+CATEGORIES_TENSORS, CATEGORIES_META = "categories.safetensors", "categories.json"
+# an LLM converted from its GGUF file (`tslrec.llm.causal_lm`): marks the conversion finished
+LLM_CACHE_MARKER = "tslrec_cache.json"
+# a saved `tslrec.recommender.Recommender`
+RECOMMENDER_FACE, RECOMMENDER_HISTORIES = "recommender.json", "histories.safetensors"
+
+COMPARISON = "compare.json"  # `tslrec compare`'s rows and verdict, beside COMPARISON_MD
+COMPARISON_MD = "compare.md"
+# `tslrec experiment`'s directory: every run and the summary over seeds (each also as .csv)
+EXPERIMENT_RUNS, EXPERIMENT_SUMMARY = "results.parquet", "summary.parquet"
+EXPERIMENT_SUMMARY_MD = "summary.md"
+EXPERIMENT_SPEC = "experiment.json"  # the experiment config it ran
+REPORT_INDEX = "index.html"  # `tslrec report`'s page
 
 
 def comparison_dir(output_dir: Path, dataset: str) -> Path:

@@ -34,12 +34,12 @@ from tslrec.data.dataset import SequenceDataset, left_pad
 from tslrec.errors import ConfigError, TslrecError
 from tslrec.evaluation.evaluator import check_protocol, evaluate
 from tslrec.io import atomic_dir, load_tensors, read_json, save_tensors, write_json
+from tslrec.layout import RECOMMENDER_FACE, RECOMMENDER_HISTORIES
 from tslrec.models import SequentialRecommender, build_model
 from tslrec.models.item_embedding import enhanced_item_embedding
 from tslrec.training.checkpoint import load_model, write_model_files
 from tslrec.training.trainer import TrainResult, fit
 
-FACE_FILE, HISTORIES_FILE = "recommender.json", "histories.safetensors"
 # the `enhance` settings that shape how a given item table enters the model
 _ENHANCE_KEYS = ("mode", "adapter_start")
 _BATCH = 256  # users scored at once by `recommend`
@@ -223,9 +223,9 @@ class Recommender:
         """
         model, dataset = self._fitted()
         path = Path(path)
-        if path.is_dir() and any(path.iterdir()) and not (path / FACE_FILE).is_file():
+        if path.is_dir() and any(path.iterdir()) and not (path / RECOMMENDER_FACE).is_file():
             raise TslrecError(
-                f"{path}: a directory that holds no saved recommender (no {FACE_FILE}); "
+                f"{path}: a directory that holds no saved recommender (no {RECOMMENDER_FACE}); "
                 "save to a new or empty directory"
             )
         lengths = np.array([len(s) for s in dataset.sequences], dtype=np.int64)
@@ -241,19 +241,19 @@ class Recommender:
         with atomic_dir(path) as tmp:
             write_model_files(model, tmp, self._meta)
             tensors = {"items": torch.from_numpy(flat), "lengths": torch.from_numpy(lengths)}
-            save_tensors(tmp / HISTORIES_FILE, tensors)
-            write_json(tmp / FACE_FILE, face)
+            save_tensors(tmp / RECOMMENDER_HISTORIES, tensors)
+            write_json(tmp / RECOMMENDER_FACE, face)
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:
         """A recommender `save` wrote, ready to `recommend` (on the CPU, in eval mode)."""
         path = Path(path)
-        if not (path / FACE_FILE).is_file():
-            raise TslrecError(f"{path}: not a saved recommender (no {FACE_FILE})")
-        face = read_json(path / FACE_FILE)
+        if not (path / RECOMMENDER_FACE).is_file():
+            raise TslrecError(f"{path}: not a saved recommender (no {RECOMMENDER_FACE})")
+        face = read_json(path / RECOMMENDER_FACE)
         model, meta = load_model(path)
-        tensors = load_tensors(path / HISTORIES_FILE)
+        tensors = load_tensors(path / RECOMMENDER_HISTORIES)
         bounds = np.cumsum(tensors["lengths"].numpy())[:-1]
         users = len(face["users"])
         dataset = SequenceDataset(

@@ -18,11 +18,8 @@ import polars as pl
 
 from tslrec.errors import DataError
 from tslrec.io import read_json
+from tslrec.layout import INTERACTIONS, ITEMS, MANIFEST, NEGATIVES, USERS
 
-MANIFEST = "manifest.json"
-# the tables of a prepared dataset, beside its manifest
-INTERACTIONS, USERS, ITEMS = "interactions.parquet", "users.parquet", "items.parquet"
-NEGATIVES = "negatives.parquet"
 Split = Literal["valid", "test"]
 
 

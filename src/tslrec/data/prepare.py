@@ -17,18 +17,12 @@ import numpy as np
 import polars as pl
 
 from tslrec.config import DataConfig
-from tslrec.data.dataset import (
-    INTERACTIONS,
-    ITEMS,
-    MANIFEST,
-    NEGATIVES,
-    USERS,
-    SequenceDataset,
-)
+from tslrec.data.dataset import SequenceDataset
 from tslrec.data.readers import BUILTINS, RawData, load_raw
 from tslrec.errors import DataError
 from tslrec.io import atomic_dir, read_json, sweep_leftovers, write_json
 from tslrec.keys import content_key, file_key
+from tslrec.layout import INTERACTIONS, ITEMS, MANIFEST, NEGATIVES, USERS
 
 FORMAT_VERSION = 1
 

@@ -18,9 +18,8 @@ from sklearn.cluster import KMeans
 from tslrec.config import CategoryConfig
 from tslrec.errors import TslrecError
 from tslrec.io import load_tensors, read_json, save_tensors, write_json
+from tslrec.layout import CATEGORIES_META, CATEGORIES_TENSORS
 
-_TENSORS = "categories.safetensors"
-CATEGORIES_META = "categories.json"
 N_INIT = 10  # fixed so a seed fully determines the clustering
 
 
@@ -46,7 +45,7 @@ class LatentCategories:
         """Write the arrays as safetensors and the settings as JSON (no pickles)."""
         directory = Path(directory)
         save_tensors(
-            directory / _TENSORS,
+            directory / CATEGORIES_TENSORS,
             {
                 "labels": torch.from_numpy(self.labels.astype(np.int64)),
                 "centroids": torch.from_numpy(self.centroids.astype(np.float32)),
@@ -66,9 +65,9 @@ class LatentCategories:
     @classmethod
     def load(cls, directory: str | Path) -> LatentCategories:
         directory = Path(directory)
-        if not (directory / _TENSORS).is_file() or not (directory / CATEGORIES_META).is_file():
+        if not all((directory / name).is_file() for name in (CATEGORIES_TENSORS, CATEGORIES_META)):
             raise TslrecError(f"{directory}: no saved latent categories (run the categories step)")
-        t = load_tensors(directory / _TENSORS)
+        t = load_tensors(directory / CATEGORIES_TENSORS)
         meta = read_json(directory / CATEGORIES_META)
         return cls(
             labels=t["labels"].numpy(),

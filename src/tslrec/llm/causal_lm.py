@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - depends on the installed transformers
 from tslrec.config import LLMConfig
 from tslrec.errors import TslrecError
 from tslrec.io import atomic_dir, package_file, read_json, sweep_leftovers, write_json
+from tslrec.layout import LLM_CACHE_MARKER
 from tslrec.training.accelerator import main_process_first
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,8 @@ BUILTIN_MODELS: dict[str, tuple[str, str]] = {
 }
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-# Written last into a converted cache directory; bump the format to invalidate older caches.
-CACHE_MARKER = "tslrec_cache.json"
+# `LLM_CACHE_MARKER` is written last into a converted cache directory, with this format: bump it
+# to invalidate older caches.
 CACHE_FORMAT = 2
 
 
@@ -126,13 +127,13 @@ def _builtin_cache(name: str, cache_dir: Path) -> Path:
     log.info("converting %s to a float model under %s (one-off)", gguf.name, target)
     with atomic_dir(target) as tmp:
         _convert_gguf(gguf, tmp)
-        write_json(tmp / CACHE_MARKER, {"format": CACHE_FORMAT, "source": gguf.name})
+        write_json(tmp / LLM_CACHE_MARKER, {"format": CACHE_FORMAT, "source": gguf.name})
     log.info("converted %s in %.1fs", gguf.name, time.perf_counter() - start)
     return target
 
 
 def _cache_is_current(directory: Path) -> bool:
-    marker = directory / CACHE_MARKER
+    marker = directory / LLM_CACHE_MARKER
     return marker.is_file() and read_json(marker).get("format") == CACHE_FORMAT
 
 

@@ -21,7 +21,7 @@ from tslrec.errors import ConfigError
 from tslrec.evaluation.formatting import compare_table, verdict
 from tslrec.evaluation.significance import paired_test_scores
 from tslrec.io import atomic_path
-from tslrec.layout import COMPARISON, comparison_dir
+from tslrec.layout import COMPARISON, COMPARISON_MD, comparison_dir
 from tslrec.llm.controls import CONTROLS
 from tslrec.pipeline.experiment import run_experiment, seed_mean_ndcg
 from tslrec.records import COMPARE_METRICS, CompareReport, CompareRow
@@ -113,7 +113,7 @@ def run_compare(exp: ExperimentConfig, progress: bool = True) -> tuple[list[Comp
     if process_state().is_main_process:
         out = exp.output_dir / exp.name
         CompareReport(rows=rows, verdict=sentence).save(out / COMPARISON)
-        with atomic_path(out / "compare.md") as tmp:
+        with atomic_path(out / COMPARISON_MD) as tmp:
             tmp.write_text(f"{exp.name}\n\n{compare_table(rows)}\n\n{sentence}\n")
     wait_for_everyone()
     return rows, sentence

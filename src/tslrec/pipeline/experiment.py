@@ -25,7 +25,14 @@ from tslrec.evaluation.formatting import (
 )
 from tslrec.evaluation.significance import paired_test_scores, view_ndcg
 from tslrec.io import atomic_path, write_json
-from tslrec.layout import PER_USER, RESULTS
+from tslrec.layout import (
+    EXPERIMENT_RUNS,
+    EXPERIMENT_SPEC,
+    EXPERIMENT_SUMMARY,
+    EXPERIMENT_SUMMARY_MD,
+    PER_USER,
+    RESULTS,
+)
 from tslrec.pipeline.train import load_dataset
 from tslrec.pipeline.tslrec import downstream, item_table, stage0
 from tslrec.provenance import git_commit
@@ -180,11 +187,11 @@ def seed_mean_ndcg(group: pl.DataFrame, variant: str, view: str = "") -> np.ndar
 def _write(exp: ExperimentConfig, results: pl.DataFrame) -> None:
     out = exp.output_dir / exp.name
     summary = summarize(results)
-    for name, frame in (("results", results), ("summary", summary)):
-        with atomic_path(out / f"{name}.parquet") as tmp:
+    for name, frame in ((EXPERIMENT_RUNS, results), (EXPERIMENT_SUMMARY, summary)):
+        with atomic_path(out / name) as tmp:
             frame.write_parquet(tmp)
-        with atomic_path(out / f"{name}.csv") as tmp:
+        with atomic_path((out / name).with_suffix(".csv")) as tmp:
             frame.write_csv(tmp)
-    with atomic_path(out / "summary.md") as tmp:
+    with atomic_path(out / EXPERIMENT_SUMMARY_MD) as tmp:
         tmp.write_text(f"Experiment {exp.name}\n\n{summary_table(summary.to_dicts())}\n")
-    write_json(out / "experiment.json", exp.model_dump(mode="json"))
+    write_json(out / EXPERIMENT_SPEC, exp.model_dump(mode="json"))

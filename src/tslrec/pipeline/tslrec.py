@@ -24,6 +24,7 @@ from tslrec.io import atomic_path, save_tensors
 from tslrec.layout import (
     BEST,
     CATEGORIES,
+    CATEGORIES_META,
     RESULTS,
     RESULTS_MD,
     RUN_CONFIG,
@@ -37,7 +38,7 @@ from tslrec.layout import (
 from tslrec.llm import sft as sft_stage
 from tslrec.llm import sft_checkpoint, sft_samples
 from tslrec.llm.augment import TENSOR_NAME, embed_items, load_item_embeddings, stats_path
-from tslrec.llm.categories import CATEGORIES_META, LatentCategories, fit_categories
+from tslrec.llm.categories import LatentCategories, fit_categories
 from tslrec.llm.causal_lm import load_causal_lm
 from tslrec.llm.controls import category_table, random_table
 from tslrec.llm.preference_model import PreferenceModel, item_start_rows, readout

@@ -22,6 +22,7 @@ from tslrec.layout import (
     COMPARISON,
     DATA,
     HISTORY,
+    MODEL_META,
     MODELS,
     PER_USER,
     RESULTS,
@@ -44,7 +45,7 @@ from tslrec.records import (
     SftStats,
     TrainingHistory,
 )
-from tslrec.training.checkpoint import MODEL_META, load_model
+from tslrec.training.checkpoint import load_model
 
 
 def require(path: Path) -> Path:

@@ -25,12 +25,12 @@ from tslrec.evaluation.formatting import (
     views_table,
 )
 from tslrec.io import atomic_path
+from tslrec.layout import REPORT_INDEX
 from tslrec.reporting import figures
 from tslrec.reporting.artifacts import RunArtifacts, load_run
 from tslrec.reporting.breakdown import HISTORY_BUCKETS, K, compare_buckets, user_buckets
 
 DPI = 110
-INDEX = "index.html"
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; color: #222; margin: 0 auto; max-width: 1240px;
@@ -352,7 +352,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> Path:
     for name, data in pngs.items():
         with atomic_path(out / f"{name}.png") as tmp:
             tmp.write_bytes(data)
-    index = out / INDEX
+    index = out / REPORT_INDEX
     with atomic_path(index) as tmp:
         tmp.write_text(render_page(run, sections, pngs), encoding="utf-8")
     return index

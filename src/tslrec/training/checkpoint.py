@@ -21,10 +21,9 @@ from tslrec.io import (
     save_tensors,
     write_json,
 )
+from tslrec.layout import MODEL_FILE, MODEL_META
 from tslrec.models import SequentialRecommender, build_model
 from tslrec.models.item_embedding import build_item_embedding
-
-MODEL_FILE, MODEL_META = "model.safetensors", "model.json"
 
 
 def save_model(

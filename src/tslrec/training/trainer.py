@@ -24,7 +24,7 @@ from tslrec.config import RUNTIME_FIELDS, EvalConfig, TrainConfig
 from tslrec.data.dataset import SequenceDataset
 from tslrec.evaluation.evaluator import evaluate
 from tslrec.io import load_tensors, restore_interrupted, sweep_leftovers
-from tslrec.layout import BEST, HISTORY, TRAIN_STATE
+from tslrec.layout import BEST, HISTORY, MODEL_FILE, TRAIN_STATE
 from tslrec.models import SequentialRecommender
 from tslrec.records import EpochRecord, TrainingHistory
 from tslrec.training.accelerator import stage_accelerator, wait_for_everyone
@@ -34,7 +34,7 @@ from tslrec.training.batches import (
     masked_windows,
     trim_padding,
 )
-from tslrec.training.checkpoint import MODEL_FILE, save_model
+from tslrec.training.checkpoint import save_model
 from tslrec.training.losses import LOSSES
 from tslrec.training.schedule import learning_rate
 
