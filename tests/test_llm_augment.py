@@ -81,3 +81,16 @@ def test_embed_items_resumes_after_interruption(tiny_lm_factory, tmp_path, monke
         model.head.weight.add_(1.0)
     embed_items(model, builder, N, cfg, out)
     assert read_json(stats_path(out))["computed"] == N
+
+
+def test_embed_items_without_a_path_writes_nothing_and_gives_the_same_table(
+    tiny_lm, tmp_path, monkeypatch
+) -> None:
+    model, builder = _model(tiny_lm)
+    cfg = AugmentConfig(batch_size=4)
+    saved = embed_items(model, builder, N, cfg, tmp_path / "items.safetensors")
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    in_memory = embed_items(model, builder, N, cfg, None, save_every=1)
+    assert not any((tmp_path / "empty").iterdir())
+    torch.testing.assert_close(in_memory, saved)

@@ -273,3 +273,25 @@ def test_a_random_head_passes_a_gradient_to_the_adapters_on_the_first_step(tiny_
         lora_b = [p.grad for n, p in model.named_parameters() if "lora_B" in n]  # A: B = 0
         grads[init] = sum(float(g.abs().sum()) for g in lora_b if g is not None)
     assert grads["zero"] == 0.0 < grads["random"]
+
+
+def test_fine_tuning_without_a_directory_writes_nothing_and_learns_the_same(
+    tiny_lm_factory, tmp_path, monkeypatch
+) -> None:
+    def run(out):
+        cfg = SFTConfig(epochs=2, batch_size=2, lr=1e-2, lora_dropout=0.1)
+        model, builder = _model(tiny_lm_factory(), cfg)
+        samples = user_level_samples(TRAIN, LABELS, K, builder)
+        return model.cpu(), fine_tune(model, samples, cfg, out)
+
+    on_disk, disk_stats = run(tmp_path / "sft")
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    in_memory, memory_stats = run(None)
+    model = in_memory.cpu()
+    assert not any((tmp_path / "empty").iterdir())
+    assert memory_stats.steps == disk_stats.steps == 6
+    np.testing.assert_allclose(memory_stats.step_losses, disk_stats.step_losses, rtol=1e-6)
+    a, b = on_disk.trainable_state_dict(), model.trainable_state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name])

@@ -76,7 +76,7 @@ def embed_items(
     builder: PromptBuilder,
     num_items: int,
     cfg: AugmentConfig,
-    output_path: str | Path,
+    output_path: str | Path | None,
     *,
     save_every: int = SAVE_EVERY_BATCHES,
 ) -> torch.Tensor:
@@ -84,16 +84,20 @@ def embed_items(
 
     Resumes from ``<output_path>.partial`` when it was written for the same model and settings,
     and returns the finished table directly if ``output_path`` already holds a matching one.
-    Throughput goes to the log and to ``<stem>.stats.json``.
+    Throughput goes to the log and to ``<stem>.stats.json``. With ``output_path=None`` the table
+    is computed in memory and nothing is written.
     """
-    output_path = Path(output_path)
-    sweep_leftovers(output_path.parent)  # a partial checkpoint a killed run left half-written
     key = fingerprint(model, builder, num_items, cfg.pooling)
-    if output_path.is_file():
-        table, meta = load_item_embeddings(output_path)
-        if meta.get("fingerprint") == key:
-            return table
-    table, done = _resume(partial_path(output_path), key, num_items, model.hidden_size)
+    if output_path is None:  # in memory: nothing read, nothing written
+        table, done = _fresh(num_items, model.hidden_size)
+    else:
+        output_path = Path(output_path)
+        sweep_leftovers(output_path.parent)  # a partial checkpoint a killed run left half-written
+        if output_path.is_file():
+            table, meta = load_item_embeddings(output_path)
+            if meta.get("fingerprint") == key:
+                return table
+        table, done = _resume(partial_path(output_path), key, num_items, model.hidden_size)
     todo = [i for i in range(1, num_items + 1) if not done[i]]
     prompts = {i: builder.build([i]) for i in todo}
     todo.sort(key=lambda i: (len(prompts[i]), i))
@@ -109,13 +113,15 @@ def embed_items(
                 pooled = model.encode(ids.to(device), mask.to(device), cfg.pooling)
             table[items] = pooled.float().cpu()
             done[items] = True
-            if (b + 1) % save_every == 0 and b + 1 < len(batches):
+            if output_path is not None and (b + 1) % save_every == 0 and b + 1 < len(batches):
                 _save(partial_path(output_path), table, done, key)
     finally:
         model.train(was_training)
     seconds = time.perf_counter() - start
     rate = len(todo) / seconds if seconds > 0 else float("inf")
     log.info("embedded %d items in %.1fs (%.1f items/s)", len(todo), seconds, rate)
+    if output_path is None:
+        return table
     EmbedStats(
         items=num_items,
         computed=len(todo),
@@ -128,10 +134,15 @@ def embed_items(
     return table
 
 
+def _fresh(num_items: int, dim: int) -> tuple[torch.Tensor, np.ndarray]:
+    """A zero table of every item and padding, and its done-mask, all False."""
+    return torch.zeros(num_items + 1, dim), np.zeros(num_items + 1, dtype=bool)
+
+
 def _resume(path: Path, key: str, num_items: int, dim: int) -> tuple[torch.Tensor, np.ndarray]:
     """The partial table and its done-mask, or a fresh zero table when none matches: a table
     under way for another model or other settings is worth nothing here, so it is started over."""
-    fresh = torch.zeros(num_items + 1, dim), np.zeros(num_items + 1, dtype=bool)
+    fresh = _fresh(num_items, dim)
     try:
         saved = load_checkpoint(path, key, what="partial table from another model or settings")
     except StaleCheckpoint as err:

@@ -62,9 +62,12 @@ def fine_tune(
     model: PreferenceModel,
     samples: Sequence[Sample] | EpochSamples,
     cfg: SFTConfig,
-    output_dir: str | Path,
+    output_dir: str | Path | None,
 ) -> SftStats:
     """Train ``model`` for ``cfg.epochs`` epochs (resuming from ``output_dir`` if possible).
+
+    With ``output_dir=None`` nothing is written: the same training, in memory, that cannot
+    resume once interrupted.
 
     ``samples``: the same list every epoch, or a function giving each epoch its own (the
     windows of ``window_samples``, drawn anew per epoch). Returns the stats of the whole run
@@ -73,8 +76,9 @@ def fine_tune(
     Under several processes (``accelerate launch``/``torchrun``) each gets a share of the
     batches, the loss is averaged across them, and only the main process writes files.
     """
-    output_dir = Path(output_dir)
-    sweep_leftovers(output_dir)  # what a killed fine-tuning left half-written
+    output_dir = Path(output_dir) if output_dir is not None else None
+    if output_dir is not None:
+        sweep_leftovers(output_dir)  # what a killed fine-tuning left half-written
     draw = samples if callable(samples) else (lambda epoch: samples)
 
     def epoch_samples(epoch: int) -> list[Sample]:
@@ -88,7 +92,7 @@ def fine_tune(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     key = resume_key(cfg, samples_digest(samples))
-    resumed = try_resume(output_dir, model, optimizer, key)
+    resumed = try_resume(output_dir, model, optimizer, key) if output_dir is not None else None
     state = resumed.progress if resumed else fresh_state(len(samples))
     resumed_from = int(state["epoch"])
     if resumed_from:
@@ -140,7 +144,7 @@ def fine_tune(
         state["epoch_losses"].append(float(np.mean(losses)) if losses else math.nan)
         state["epoch"] = epoch + 1
         wait_for_everyone()
-        if accelerator.is_main_process:
+        if output_dir is not None and accelerator.is_main_process:
             plain = accelerator.unwrap_model(model)
             save_checkpoint(output_dir, plain, optimizer.optimizer, state, key)
         wait_for_everyone()
@@ -156,7 +160,7 @@ def fine_tune(
         resumed_from_epoch=resumed_from,
         mean_target_loss=mean_target_loss(epoch_samples(max(int(state["epoch"]), 1) - 1), cfg.loss),
     )
-    if accelerator.is_main_process:
+    if output_dir is not None and accelerator.is_main_process:
         stats.save(output_dir / SFT_STATS)
     return stats
 
@@ -166,7 +170,7 @@ class _WithinEpoch:
     """Checkpoints an epoch under way every ``CHECKPOINT_SECONDS``, counting from where a
     resumed epoch (``partial``) had got to."""
 
-    output_dir: Path
+    output_dir: Path | None  # None: fine-tuning in memory, nothing saved
     accelerator: Accelerator
     model: torch.nn.Module
     optimizer: Any  # accelerate's wrapper: the torch optimizer is its `.optimizer`
@@ -180,7 +184,7 @@ class _WithinEpoch:
         return self.partial["seconds"] + time.perf_counter() - self.start
 
     def after_step(self, losses: list[float], batches_done: int) -> None:
-        if not self.accelerator.is_main_process:
+        if self.output_dir is None or not self.accelerator.is_main_process:
             return  # no barrier: every process holds the same weights, the main one writes
         if time.perf_counter() - self.saved < CHECKPOINT_SECONDS:
             return
