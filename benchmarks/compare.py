@@ -3,7 +3,8 @@
     python benchmarks/compare.py --config configs/amazon-office.yaml --backbones sasrec
 
 Runs the comparison (every finished training comes from the pipeline's caches) and writes
-benchmarks/results/compare-<dataset>.json: one row per backbone and table (test NDCG@10 / HR@10
+benchmarks/results/compare-<dataset>[-<backbones>].json (the backbones when given, so a compare of
+some backbones does not overwrite another's): one row per backbone and table (test NDCG@10 / HR@10
 mean and std over seeds, tail-target NDCG@10, change against plain, paired t-test p against
 plain and against the control best on validation, the table's and the training's seconds) and
 the verdict computed from them.
@@ -31,13 +32,15 @@ def main() -> None:
         "experiment": exp.name,
         "tables": args.tables,
         "seeds": args.seeds,
+        "backbones": args.backbones,
         "rows": [row.to_json() for row in rows],
         "verdict": sentence,
         "git_commit": git_commit(),
         "machine": machine(),
         "torch": torch.__version__,
     }
-    publish(args.out / f"{result_name(exp.name, *args.set)}.json", figures, args.note)
+    name = result_name(exp.name, *(args.backbones or []), *args.set)
+    publish(args.out / f"{name}.json", figures, args.note)
 
 
 if __name__ == "__main__":

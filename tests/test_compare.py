@@ -49,11 +49,14 @@ def test_every_control_has_the_tslrec_tables_rows_and_goes_through_the_same_embe
     from tslrec.pipeline.train import load_dataset
     from tslrec.pipeline.tslrec import downstream
 
-    cfg = pipeline_config(enhance={"backbones": ["sasrec"], "mode": "fusion"})
+    # instance-level SFT on a capped subset; the user-level stages ignore the cap
+    cfg = pipeline_config(
+        enhance={"backbones": ["sasrec"], "mode": "fusion"}, sft={"max_samples": 40}
+    )
     dataset = load_dataset(cfg)
     _, stage0_table = stage0(cfg, dataset, progress=False)
     paths, keys = {}, {}
-    for name in ("tslrec", "llm-raw", "random", "categories"):
+    for name in ("tslrec", "llm-raw", "random", "categories", "instance"):
         table_cfg = cfg.model_copy(
             update={"enhance": cfg.enhance.model_copy(update={"table": name})}
         )
@@ -69,10 +72,11 @@ def test_every_control_has_the_tslrec_tables_rows_and_goes_through_the_same_embe
     tables = {name: load_item_embeddings(p)[0] for name, p in paths.items()}
     rows = dataset.num_items + 1
     assert {t.size(0) for t in tables.values()} == {rows}
-    assert tables["random"].shape == tables["tslrec"].shape
+    assert tables["random"].shape == tables["tslrec"].shape == tables["instance"].shape
+    assert not torch.equal(tables["instance"], tables["tslrec"])  # another fine-tuning
     assert tables["categories"].shape == (rows, 4)
     assert all(torch.equal(t[0], torch.zeros(t.size(1))) for t in tables.values())
-    assert len(set(keys.values())) == 4  # each table's runs have names of their own
+    assert len(set(keys.values())) == 5  # each table's runs have names of their own
     again, _, _ = item_table(
         cfg.model_copy(update={"enhance": cfg.enhance.model_copy(update={"table": "random"})}),
         dataset,

@@ -133,7 +133,7 @@ def stage1_and_2(
         TEMPLATE_VERSION,
         cfg.categories,
         cfg.prompt,
-        cfg.sft,
+        cfg.sft.keyed(),
         cfg.llm.model,
         cfg.llm.dtype,
         *launch_key(),
