@@ -49,19 +49,17 @@ def test_every_control_has_the_tslrec_tables_rows_and_goes_through_the_same_embe
     from tslrec.pipeline.train import load_dataset
     from tslrec.pipeline.tslrec import downstream
 
-    # instance-level SFT on a capped subset; the user-level stages ignore the cap
-    cfg = pipeline_config(
-        enhance={"backbones": ["sasrec"], "mode": "fusion"}, sft={"max_samples": 40}
-    )
+    cfg = pipeline_config(enhance={"backbones": ["sasrec"], "mode": "fusion"})
     dataset = load_dataset(cfg)
     _, stage0_table = stage0(cfg, dataset, progress=False)
-    paths, keys = {}, {}
+    paths, keys, samples = {}, {}, {}
     for name in ("tslrec", "llm-raw", "random", "categories", "instance"):
         table_cfg = cfg.model_copy(
             update={"enhance": cfg.enhance.model_copy(update={"table": name})}
         )
         paths[name], stats, keys[name] = item_table(table_cfg, dataset, stage0_table)
         assert stats.table_seconds >= 0.0 and stats.table_memory_mib >= 0.0
+        samples[name] = stats.sft.samples
         row = downstream(table_cfg, dataset, paths[name], keys[name], progress=False)[0]
         record = json.loads((Path(row.enhanced_dir) / "results.json").read_text())
         assert record["item_embedding"] == {
@@ -74,6 +72,7 @@ def test_every_control_has_the_tslrec_tables_rows_and_goes_through_the_same_embe
     assert {t.size(0) for t in tables.values()} == {rows}
     assert tables["random"].shape == tables["tslrec"].shape == tables["instance"].shape
     assert not torch.equal(tables["instance"], tables["tslrec"])  # another fine-tuning
+    assert samples["instance"] == samples["tslrec"] == 54  # at equal compute: one per user
     assert tables["categories"].shape == (rows, 4)
     assert all(torch.equal(t[0], torch.zeros(t.size(1))) for t in tables.values())
     assert len(set(keys.values())) == 5  # each table's runs have names of their own
@@ -83,6 +82,19 @@ def test_every_control_has_the_tslrec_tables_rows_and_goes_through_the_same_embe
         stage0_table,
     )
     assert torch.equal(load_item_embeddings(again)[0], tables["random"])
+
+
+def test_the_instance_table_trains_as_many_prefixes_as_user_level_has_users(pipeline_config):
+    from tslrec.pipeline.train import load_dataset
+    from tslrec.pipeline.tslrec import instance_config
+
+    cfg = pipeline_config()
+    dataset = load_dataset(cfg)  # 60 users with training items, 10% held out
+    instance = instance_config(cfg, dataset)
+    assert (instance.sft.level, instance.sft.max_samples) == ("instance", 54)
+    assert instance.sft.model_copy(update={"level": "user", "max_samples": None}) == cfg.sft
+    capped = instance_config(pipeline_config(sft={"max_samples": 20}), dataset)
+    assert capped.sft.max_samples == 20
 
 
 def row_width(path: Path) -> int:

@@ -292,15 +292,10 @@ class SFTConfig(StrictModel):
     schedule: Literal["constant", "cosine"] = "constant"
     # users whose samples never train, for the held-out loss of the transmission diagnostics
     holdout: float = Field(0.1, ge=0.0, lt=1.0)
-    # instance level only: a seeded subset of this many training prefixes (None = all of them),
-    # e.g. as many as user-level has users, for the control at equal compute
+    # a seeded subset of this many samples per epoch (None = all): quick runs, and the
+    # instance table's budget (by default as many prefixes as user-level trains users)
     max_samples: int | None = Field(None, ge=1)
     seed: Seed = 0
-
-    def keyed(self) -> SFTConfig:
-        """The settings that decide what SFT learns: `max_samples` means nothing at user level,
-        so a user-level stage keeps its cache when a run sets it for the instance table."""
-        return self.model_copy(update={"max_samples": None}) if self.level == "user" else self
 
 
 class AugmentConfig(StrictModel):

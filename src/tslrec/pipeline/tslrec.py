@@ -133,7 +133,7 @@ def stage1_and_2(
         TEMPLATE_VERSION,
         cfg.categories,
         cfg.prompt,
-        cfg.sft.keyed(),
+        cfg.sft,
         cfg.llm.model,
         cfg.llm.dtype,
         *launch_key(),
@@ -316,6 +316,17 @@ def _sft_samples(
     return lambda epoch: fixed, held_samples
 
 
+def instance_config(cfg: Config, dataset: SequenceDataset) -> Config:
+    """Instance-level SFT at equal compute: a seeded subset of as many training prefixes per
+    epoch as user-level SFT has samples (one per training user, `sft.max_samples` capping
+    both). All of them would cost about sum(len - 1) / users times as much (~100x on ML-100K),
+    which `benchmarks/sft_efficiency.py` measures."""
+    users, _ = sft_samples.holdout_users(dataset.train_sequences(), cfg.sft.holdout, cfg.sft.seed)
+    budget = min(len(users), cfg.sft.max_samples or len(users))
+    sft = cfg.sft.model_copy(update={"level": "instance", "max_samples": budget})
+    return cfg.model_copy(update={"sft": sft})
+
+
 def item_table(
     cfg: Config, dataset: SequenceDataset, item_embeddings: torch.Tensor
 ) -> tuple[Path, TableStats, str]:
@@ -326,10 +337,7 @@ def item_table(
     them."""
     kind = cfg.enhance.table
     if kind in ("tslrec", "instance"):  # the LLM stages' own table, from user or instance SFT
-        llm_cfg = cfg
-        if kind == "instance":
-            sft = cfg.sft.model_copy(update={"level": "instance"})
-            llm_cfg = cfg.model_copy(update={"sft": sft})
+        llm_cfg = instance_config(cfg, dataset) if kind == "instance" else cfg
         path, stats = stage1_and_2(llm_cfg, dataset, item_embeddings)
         cost = TableStats.of(stats, _llm_seconds(stats), stats.memory.peak_growth_mib)
         return path, cost, stats.stage2_key
