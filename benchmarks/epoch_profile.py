@@ -2,7 +2,8 @@
 
     python benchmarks/epoch_profile.py --config configs/ml-100k.yaml
 
-Per backbone (seeded as the config's training is): one warm-up epoch, one epoch timed phase by
+Per backbone (seeded as the config's training is, under bf16 autocast when
+`train.mixed_precision=bf16`): one warm-up epoch, one epoch timed phase by
 phase (forward and loss, backward, optimizer step, the validation pass), and one epoch under
 torch.profiler for the operators that took most of the CPU time (the profiler slows what it
 watches, so its shares are read as shares, the phase seconds come from the unprofiled epoch).
@@ -90,10 +91,12 @@ def backbone_epoch(cfg: Config, dataset, name: str) -> dict:
     windows = trainer._training_tensors(model, dataset)
     loader = DataLoader(windows, batch_size=run.train.batch_size, shuffle=True)
     model.train()
+    bf16 = run.train.mixed_precision == "bf16"  # as accelerate's autocast does it on a CPU
 
     def step(batch, phases: Phases) -> None:
         start = time.perf_counter()
-        loss = trainer._batch_loss(model, batch, run.train, model)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = trainer._batch_loss(model, batch, run.train, model)
         start = _timed(phases, "forward_and_loss", start)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -219,6 +219,79 @@ def _compare(c: dict, machine: str) -> list[str]:
     ]
 
 
+def _figure(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _speed(s: dict, machine: str) -> list[str]:
+    """Issue #19's figures: each against its reference and target, and the plain backbones'
+    seconds to their best epoch over seeds."""
+    settings = ", ".join(s["overrides"]) or "the config's defaults"
+    lines = [
+        f"## Speed: {s['dataset']} ({settings}){_elsewhere(s, machine)}",
+        "",
+        _command(s),
+        "",
+        "| figure | reference | measured | target | met |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, f in s["against_reference"].items():
+        target = f.get("target_at_most", f.get("target_at_least"))
+        bound = "<= " if "target_at_most" in f else ">= " if target is not None else ""
+        met = {True: "yes", False: "no"}.get(f.get("met"), "")
+        lines.append(
+            f"| {name} | {_figure(f['reference'] if f['reference'] is not None else '')} "
+            f"| {_figure(f['measured'])} | {bound}{_figure(target if target is not None else '')} "
+            f"| {met} |"
+        )
+    means = s.get("backbone_means") or {}
+    if means:
+        lines += [
+            "",
+            "| backbone | seeds | best epoch | s to best | s in all | valid NDCG@10 "
+            "| test NDCG@10 |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for name, m in means.items():
+            lines.append(
+                f"| {name} | {m['seeds']} "
+                f"| {m['best_epoch_mean']:.1f} +- {m['best_epoch_std']:.1f} "
+                f"| {m['seconds_to_best_mean']:.1f} +- {m['seconds_to_best_std']:.1f} "
+                f"| {m['seconds_mean']:.1f} | {m['valid_NDCG@10_mean']:.4f} "
+                f"+- {m['valid_NDCG@10_std']:.4f} | {m['test_NDCG@10_mean']:.4f} "
+                f"+- {m['test_NDCG@10_std']:.4f} |"
+            )
+    return [*lines, *([f"\nNote: {s['note']}"] if "note" in s else []), ""]
+
+
+def _epoch_profile(e: dict, machine: str) -> list[str]:
+    """Where an epoch's time goes, phase by phase, and the operators that took most of it."""
+    settings = ", ".join(e["overrides"]) or "the config's defaults"
+    lines = [
+        f"## Where the time goes: {e['dataset']} ({settings}){_elsewhere(e, machine)}",
+        "",
+        _command(e),
+        "",
+        "| what | batches | forward + loss s | backward s | step s | validation s | total s "
+        "| top operators (share of CPU time) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    sft = e.get("sft")
+    parts = [(b["backbone"] + " epoch", b["batches"], b) for b in e["backbones"]]
+    if sft:
+        parts.append((f"SFT, {sft['mean_tokens_per_step']:.0f} tokens/step", sft["steps"], sft))
+    for what, batches, figures in parts:
+        sec = figures["seconds"]
+        top = ", ".join(f"{o['op']} {o['share']:.0%}" for o in figures["top_operators"][:4])
+        validation = f"{sec['validation']:.2f}" if "validation" in sec else ""
+        lines.append(
+            f"| {what} | {batches} | {sec['forward_and_loss']:.2f} | {sec['backward']:.2f} "
+            f"| {sec['optimizer_step']:.2f} | {validation} | {figures['total_seconds']:.2f} "
+            f"| {top} |"
+        )
+    return [*lines, *([f"\nNote: {e['note']}"] if "note" in e else []), ""]
+
+
 def _transmission(t: dict) -> list[str]:
     """What stage 1 got through to stage 2 (benchmarks/transmission.py)."""
     d = t["transmission"]
@@ -350,6 +423,10 @@ def render(runs: dict[str, dict]) -> str:
             lines += _transmission(figures)
         elif name.startswith("compare-"):
             lines += _compare(figures, machine)
+        elif name.startswith("speed-"):
+            lines += _speed(figures, machine)
+        elif name.startswith("epoch-profile-"):
+            lines += _epoch_profile(figures, machine)
     lines += _fusion_init([f for name, f in runs.items() if name.startswith("fusion-init-")])
     return "\n".join(lines).rstrip() + "\n"
 
