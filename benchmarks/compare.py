@@ -20,6 +20,7 @@ from tslrec.provenance import git_commit
 
 
 def main() -> None:
+    commit = git_commit()  # the code this process runs, whatever is committed meanwhile
     args = arguments(
         __doc__,
         (("--tables",), {"nargs": "+", "default": ["tslrec", "llm-raw", "random", "categories"]}),
@@ -35,7 +36,7 @@ def main() -> None:
         "backbones": args.backbones,
         "rows": [row.to_json() for row in rows],
         "verdict": sentence,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "machine": machine(),
         "torch": torch.__version__,
     }

@@ -155,6 +155,7 @@ def sft_steps(cfg: Config, dataset, steps: int) -> dict:
 
 
 def main() -> None:
+    commit = git_commit()  # the code this process runs, whatever is committed meanwhile
     args = arguments(
         __doc__,
         (("--backbones",), {"nargs": "+", "default": None}),
@@ -170,7 +171,7 @@ def main() -> None:
         "overrides": args.set,
         "backbones": [backbone_epoch(cfg, dataset, name) for name in dict.fromkeys(names)],
         "sft": sft_steps(cfg, dataset, args.sft_steps) if args.sft_steps else None,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "machine": machine(),
         "torch": torch.__version__,
     }

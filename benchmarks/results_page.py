@@ -292,6 +292,27 @@ def _epoch_profile(e: dict, machine: str) -> list[str]:
     return [*lines, *([f"\nNote: {e['note']}"] if "note" in e else []), ""]
 
 
+def _patience(p: dict, machine: str) -> list[str]:
+    """What a shorter early-stopping patience would have kept, replayed from histories."""
+    lines = [
+        f"## Early-stopping patience: {p['dataset']}, replayed from {len(p['models'])} "
+        f"trainings under patience {p['recorded_patience']}{_elsewhere(p, machine)}",
+        "",
+        _command(p),
+        "",
+        "| patience | same best epoch | best valid NDCG@10 change: mean | worst "
+        "| training seconds saved |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for row in p["summary"]:
+        lines.append(
+            f"| {row['patience']} | {row['same_best_epoch']} of {row['models']} "
+            f"| {row['valid_change_%_mean']:+.1f}% | {row['valid_change_%_worst']:+.1f}% "
+            f"| {row['seconds_saved_share']:.0%} |"
+        )
+    return [*lines, ""]
+
+
 def _transmission(t: dict) -> list[str]:
     """What stage 1 got through to stage 2 (benchmarks/transmission.py)."""
     d = t["transmission"]
@@ -425,6 +446,8 @@ def render(runs: dict[str, dict]) -> str:
             lines += _compare(figures, machine)
         elif name.startswith("speed-"):
             lines += _speed(figures, machine)
+        elif name.startswith("patience-"):
+            lines += _patience(figures, machine)
         elif name.startswith("epoch-profile-"):
             lines += _epoch_profile(figures, machine)
     lines += _fusion_init([f for name, f in runs.items() if name.startswith("fusion-init-")])

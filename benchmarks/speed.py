@@ -295,6 +295,7 @@ def _against_reference(
 
 
 def main() -> None:
+    commit = git_commit()  # the code this process runs, whatever is committed meanwhile
     args = arguments(
         __doc__,
         (("--demo",), {"action": argparse.BooleanOptionalAction, "default": True}),
@@ -326,7 +327,7 @@ def main() -> None:
         "backbones": rows,
         "backbone_means": means,
         "baseline": str(args.baseline) if args.baseline else None,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "machine": machine(),
         "torch": torch.__version__,
     }

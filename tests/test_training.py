@@ -11,7 +11,7 @@ from tslrec.models import build_model
 from tslrec.pipeline.train import load_dataset, train_and_evaluate
 from tslrec.records import ModelRecord
 from tslrec.training.checkpoint import load_model
-from tslrec.training.trainer import epochs_done, fit, mean_training_loss
+from tslrec.training.trainer import epochs_done, fit, mean_training_loss, replay_patience
 
 
 def fit_new_model(ds, cfg, train_cfg, out):
@@ -194,6 +194,24 @@ def test_a_run_given_more_patience_continues_where_it_stopped(cyclic):
     again = run("extended", 1)
     assert again["epochs_run"] == first["epochs_run"]
     assert again["history"] != first["history"]  # its timings: trained anew
+
+
+def test_a_shorter_patience_replayed_from_a_history_is_what_training_under_it_gives(cyclic):
+    tmp_path, csv = cyclic
+    cfg = tiny_config(tmp_path, csv, train={"epochs": 40})
+    ds = load_dataset(cfg)
+
+    def run(patience: int):
+        torch.manual_seed(0)
+        train_cfg = cfg.train.model_copy(update={"patience": patience})
+        return fit_new_model(ds, cfg, train_cfg, None)
+
+    patient, hasty = run(6), run(1)
+    assert hasty.epochs_run < patient.epochs_run < 40  # both stopped early, at different epochs
+    replayed = replay_patience(patient.history, 1)
+    assert (replayed.epoch, replayed.best_epoch) == (hasty.epochs_run, hasty.best_epoch)
+    assert replayed.best_metric == hasty.best_valid
+    assert replay_patience(patient.history, 6).epoch == patient.epochs_run
 
 
 def test_an_interrupted_continuation_leaves_no_stale_record(cyclic, monkeypatch):

@@ -67,6 +67,18 @@ class TrainState:
         return True
 
 
+def replay_patience(history: list[EpochRecord], patience: int) -> TrainState:
+    """Where a training under `patience` would have stopped, read off the `history` of one
+    under as much patience or more: every epoch is seeded (`fit`), so both train the same
+    epochs up to that stop, and the rule is `fit`'s own (`TrainState.end_epoch`)."""
+    state = TrainState()
+    for epoch in history:
+        state.end_epoch(epoch.loss, epoch.valid_ndcg, epoch.seconds)
+        if state.bad_epochs >= patience:
+            break
+    return state
+
+
 @dataclass
 class TrainResult:
     best_epoch: int
