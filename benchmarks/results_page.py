@@ -90,7 +90,7 @@ def _experiment(e: dict, machine: str) -> list[str]:
             f"{st['sft_samples']} samples in {st['sft_seconds']:.0f} s, "
             f"stage 2 {st['embed_seconds']:.0f} s."
         )
-    return [*lines, *([f"\nNote: {e['note']}"] if "note" in e else []), ""]
+    return [*lines, *_note(e), ""]
 
 
 def _sft(e: dict) -> list[str]:
@@ -223,15 +223,23 @@ def _figure(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def _measured_under(title: str, figures: dict, machine: str) -> list[str]:
+    """A section's heading, naming the dataset and the overrides it was measured under, and
+    the command that measured it."""
+    settings = ", ".join(figures["overrides"]) or "the config's defaults"
+    heading = f"## {title}: {figures['dataset']} ({settings}){_elsewhere(figures, machine)}"
+    return [heading, "", _command(figures), ""]
+
+
+def _note(figures: dict) -> list[str]:
+    return [f"\nNote: {figures['note']}"] if "note" in figures else []
+
+
 def _speed(s: dict, machine: str) -> list[str]:
     """Issue #19's figures: each against its reference and target, and the plain backbones'
     seconds to their best epoch over seeds."""
-    settings = ", ".join(s["overrides"]) or "the config's defaults"
     lines = [
-        f"## Speed: {s['dataset']} ({settings}){_elsewhere(s, machine)}",
-        "",
-        _command(s),
-        "",
+        *_measured_under("Speed", s, machine),
         "| figure | reference | measured | target | met |",
         "|---|---:|---:|---:|---|",
     ]
@@ -261,17 +269,13 @@ def _speed(s: dict, machine: str) -> list[str]:
                 f"+- {m['valid_NDCG@10_std']:.4f} | {m['test_NDCG@10_mean']:.4f} "
                 f"+- {m['test_NDCG@10_std']:.4f} |"
             )
-    return [*lines, *([f"\nNote: {s['note']}"] if "note" in s else []), ""]
+    return [*lines, *_note(s), ""]
 
 
 def _epoch_profile(e: dict, machine: str) -> list[str]:
     """Where an epoch's time goes, phase by phase, and the operators that took most of it."""
-    settings = ", ".join(e["overrides"]) or "the config's defaults"
     lines = [
-        f"## Where the time goes: {e['dataset']} ({settings}){_elsewhere(e, machine)}",
-        "",
-        _command(e),
-        "",
+        *_measured_under("Where the time goes", e, machine),
         "| what | batches | forward + loss s | backward s | step s | validation s | total s "
         "| top operators (share of CPU time) |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
@@ -289,7 +293,7 @@ def _epoch_profile(e: dict, machine: str) -> list[str]:
             f"| {sec['optimizer_step']:.2f} | {validation} | {figures['total_seconds']:.2f} "
             f"| {top} |"
         )
-    return [*lines, *([f"\nNote: {e['note']}"] if "note" in e else []), ""]
+    return [*lines, *_note(e), ""]
 
 
 def _patience(p: dict, machine: str) -> list[str]:
