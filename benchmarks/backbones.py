@@ -3,12 +3,13 @@
     python benchmarks/backbones.py --config configs/ml-1m.yaml --backbone sasrec
     python benchmarks/backbones.py --config configs/ml-100k.yaml --backbone sasrec gru4rec bert4rec
 
-Each run trains from scratch in a fresh output directory (so timings are real, not cache hits;
-`--resume` instead continues an interrupted run, or one given a larger train.epochs, from its
-last epoch; `--run sasrec` publishes, continuing it if needed, the model `tslrec run` trained
-as its stage 0 under the same config, without deleting anything) and records test HR/NDCG/MRR
-(with seen items masked and not, from the same model), epochs to best, seconds per epoch,
-seconds to the best epoch and the peak resident memory of the process that trained it.
+Each run trains from scratch in a fresh output directory, one per backbone and `--set` (so
+timings are real, not cache hits; `--resume` instead continues an interrupted run, or one given
+a larger train.epochs, from its last epoch; `--run sasrec` publishes, continuing it if needed,
+the model `tslrec run` trained as its stage 0 under the same config, without deleting anything)
+and records the best validation NDCG@10 (what settings are chosen on), test HR/NDCG/MRR (with
+seen items masked and not, from the same model), epochs to best, seconds per epoch, seconds to
+the best epoch and the peak resident memory of the process that trained it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def main() -> None:
     for backbone in args.backbone:
         cfg = load_config(args.config, args.set).for_backbone(backbone)
         dataset = load_dataset(cfg)
-        tag = args.run or f"bench-{backbone}"
+        # each setting its own directory: a run under other overrides never deletes this one
+        tag = args.run or f"bench-{result_name(backbone, *args.set)}"
         if not (args.resume or args.run):
             shutil.rmtree(cfg.output_dir / MODELS / tag, ignore_errors=True)
         record = train_and_evaluate(cfg, dataset, tag=tag, progress=False)
@@ -60,6 +62,7 @@ def main() -> None:
             "test": record.test,
             # ML-1M never repeats an item, so many papers rank unseen items only: both, same model
             "test_by_mask_seen": by_mask,
+            "best_valid_NDCG@10": record.best_valid_ndcg,  # what settings are chosen on
             "best_epoch": record.best_epoch,
             "epochs_run": record.epochs_run,
             "seconds_per_epoch": record.seconds_per_epoch,

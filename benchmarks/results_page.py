@@ -50,17 +50,18 @@ def _backbones(runs: dict[str, dict], machine: str) -> list[str]:
         "NDCG@10 / HR@10 rank every item; *seen masked* ranks only items the user has not "
         "interacted with (the protocol of most ML-1M papers), from the same model.",
         "",
-        "| dataset | backbone | max len | NDCG@10 | HR@10 | seen masked: NDCG@10 | HR@10 "
-        "| best epoch / run | s/epoch | s to best | peak RSS MB | command |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| dataset | backbone | max len | valid NDCG@10 | NDCG@10 | HR@10 | seen masked: NDCG@10 "
+        "| HR@10 | best epoch / run | s/epoch | s to best | peak RSS MB | command |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in sorted(rows, key=lambda r: (r["dataset"], r["backbone"])):
         memory = f"{r['peak_memory_mb']:.0f}" if "peak_memory_mb" in r else ""
         masked = r.get("test_by_mask_seen", {}).get("true")
         seen = f"{masked['NDCG@10']:.4f} | {masked['HR@10']:.4f}" if masked else " | "
+        valid = f"{r['best_valid_NDCG@10']:.4f}" if "best_valid_NDCG@10" in r else ""
         lines.append(
             f"| {r['dataset']} | {r['backbone']}{_elsewhere(r, machine)} | {r['max_len']} "
-            f"| {r['test']['NDCG@10']:.4f} "
+            f"| {valid} | {r['test']['NDCG@10']:.4f} "
             f"| {r['test']['HR@10']:.4f} | {seen} | {r['best_epoch']} / {r['epochs_run']} "
             f"| {r['seconds_per_epoch']:.1f} | {r['seconds_to_best']:.0f} | {memory} "
             f"| {_command(r)} |"

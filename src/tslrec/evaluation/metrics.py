@@ -14,9 +14,8 @@ def target_ranks(scores: torch.Tensor, target_scores: torch.Tensor) -> torch.Ten
 
     Ties count against the model, so a constant scorer gets the worst rank rather than the best.
     """
-    higher = (scores > target_scores.unsqueeze(1)).sum(1)
-    ties = (scores == target_scores.unsqueeze(1)).sum(1) - 1
-    return higher + ties
+    # those scoring higher and the ties but the target itself: one pass over the scores
+    return (scores >= target_scores.unsqueeze(1)).sum(1) - 1
 
 
 def ndcg_at(ranks: np.ndarray, k: int) -> np.ndarray:
