@@ -3,10 +3,10 @@
     python benchmarks/epoch_profile.py --config configs/ml-100k.yaml
 
 Per backbone (seeded as the config's training is, under bf16 autocast when
-`train.mixed_precision=bf16`): one warm-up epoch, one epoch timed phase by
-phase (forward and loss, backward, optimizer step, the validation pass), and one epoch under
-torch.profiler for the operators that took most of the CPU time (the profiler slows what it
-watches, so its shares are read as shares, the phase seconds come from the unprofiled epoch).
+`train.mixed_precision=bf16`): one warm-up epoch, one epoch timed phase by phase (forward and
+loss, backward, optimizer step, the validation pass), and one epoch under torch.profiler for the
+operators that took most of the CPU time (the profiler slows what it watches, so its shares are
+read as shares, the phase seconds come from the unprofiled epoch).
 For the LLM: `--sft-steps` SFT steps on one-window samples in the config's batches, timed the
 same way after two warm-up steps, then profiled (the category labels are drawn at random: a
 step's cost does not depend on them). Writes benchmarks/results/epoch-profile-<dataset>.json and

@@ -221,6 +221,9 @@ def _compare(c: dict, machine: str) -> list[str]:
 
 
 def _figure(value) -> str:
+    """A reference, measured or target figure; blank where there is none."""
+    if value is None:
+        return ""
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
@@ -249,8 +252,8 @@ def _speed(s: dict, machine: str) -> list[str]:
         bound = "<= " if "target_at_most" in f else ">= " if target is not None else ""
         met = {True: "yes", False: "no"}.get(f.get("met"), "")
         lines.append(
-            f"| {name} | {_figure(f['reference'] if f['reference'] is not None else '')} "
-            f"| {_figure(f['measured'])} | {bound}{_figure(target if target is not None else '')} "
+            f"| {name} | {_figure(f['reference'])} "
+            f"| {_figure(f['measured'])} | {bound}{_figure(target)} "
             f"| {met} |"
         )
     means = s.get("backbone_means") or {}

@@ -66,15 +66,19 @@ class TrainState:
         self.seconds_to_best = self.seconds
         return True
 
+    def out_of_patience(self, patience: int) -> bool:
+        """Early stopping's rule: `patience` epochs in a row without a better validation."""
+        return self.bad_epochs >= patience
+
 
 def replay_patience(history: list[EpochRecord], patience: int) -> TrainState:
     """Where a training under `patience` would have stopped, read off the `history` of one
     under as much patience or more: every epoch is seeded (`fit`), so both train the same
-    epochs up to that stop, and the rule is `fit`'s own (`TrainState.end_epoch`)."""
+    epochs up to that stop, and the rule is `fit`'s own (`TrainState.out_of_patience`)."""
     state = TrainState()
     for epoch in history:
         state.end_epoch(epoch.loss, epoch.valid_ndcg, epoch.seconds)
-        if state.bad_epochs >= patience:
+        if state.out_of_patience(patience):
             break
     return state
 
@@ -246,7 +250,7 @@ def fit(
         disable=not (progress and accelerator.is_main_process),
         unit="epoch",
     )
-    while state.epoch < train_cfg.epochs and state.bad_epochs < train_cfg.patience:
+    while state.epoch < train_cfg.epochs and not state.out_of_patience(train_cfg.patience):
         set_seed(train_cfg.seed + state.epoch)
         start = time.perf_counter()
         epoch_loss = _train_epoch(
